@@ -1,0 +1,51 @@
+# The user's contract: `make run` brings GITS up with demo data, `make test` runs the suite.
+# Both create the virtualenv and install everything on first use.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PACKAGES := gits_common queue_manager workers data_source ground_truth_collector ml_data_api \
+	monitoring_api retraining_api django_admin ml_data_loader
+
+.PHONY: run test lint bench install env services lock clean
+
+run: install env services  ## Start the whole platform with demo data (Ctrl-C stops it)
+	@$(PY) scripts/banner.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(PY) -m honcho start -f Procfile
+
+test: install env services  ## Run the full test suite against the real PostgreSQL and RabbitMQ
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install  ## ruff, mypy and the import contracts between services
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(PACKAGES) scripts tests benchmarks
+	$(VENV)/bin/lint-imports
+
+bench: install env services  ## Benchmarks; numbers are ratios against a baseline from the same run
+	$(PY) -m benchmarks
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+env:  ## Write .env from .env.example, generating local secrets once
+	$(PYTHON) scripts/init_env.py
+
+services:  ## Start PostgreSQL and RabbitMQ if they are down (installs them on Debian as root)
+	scripts/ensure-services.sh
+
+lock:  ## Re-resolve dependencies and rewrite constraints.txt
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet '.[dev]'
+	.venv-lock/bin/pip freeze --exclude-editable | grep -viE '^(pip|setuptools|wheel|gits)==' > constraints.txt
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

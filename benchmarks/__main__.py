@@ -1,0 +1,24 @@
+"""`python -m benchmarks`: run every benchmark and print its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import ml_data_api_inserts
+
+BENCHMARKS = {"ml_data_api_inserts": ml_data_api_inserts}
+
+
+def main() -> None:
+    """Run them all; keep the raw numbers in var/bench/ for comparison between runs."""
+    out = Path("var/bench")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, bench in BENCHMARKS.items():
+        result = bench.run()
+        print(bench.report(result))
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

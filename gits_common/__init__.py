@@ -1,0 +1,1 @@
+"""What more than one GITS service needs: settings helpers, wire schemas, errors, clients."""

@@ -1,0 +1,86 @@
+"""Wire schemas shared between services: the use case and its columns."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+# Column names become SQL identifiers (always quoted) and DataFrame columns.
+ColumnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")]
+# Use case names become table-name prefixes ("<name>_production"), so they are shorter.
+UseCaseName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+# Columns every table has or the platform adds; a use case may not claim them.
+RESERVED_COLUMNS = frozenset(
+    {"message_id", "inserted_at", "prediction", "prediction_score", "model_version"}
+)
+
+
+class Task(StrEnum):
+    """What a use case's models do."""
+
+    regression = "regression"
+    classification = "classification"
+    anomaly = "anomaly"
+
+
+class ColumnType(StrEnum):
+    """The value types a feature or target column may hold."""
+
+    float = "float"
+    int = "int"
+    bool = "bool"
+    text = "text"
+
+
+class Table(StrEnum):
+    """The three tables every use case has."""
+
+    training = "training"
+    testing = "testing"
+    production = "production"
+
+
+class Column(BaseModel):
+    """A named, typed column."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: ColumnName
+    type: ColumnType = ColumnType.float
+
+
+class UseCase(BaseModel):
+    """A prediction problem: its features, target and time column. Data, never code."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: UseCaseName
+    task: Task
+    features: list[Column] = Field(min_length=1, max_length=500)
+    target: Column | None = None
+    time_column: ColumnName = "timestamp"
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _columns_are_distinct(self) -> Self:
+        names = [c.name for c in self.features] + [self.time_column]
+        if self.target is not None:
+            names.append(self.target.name)
+        lowered = [n.lower() for n in names]
+        duplicates = sorted({n for n in names if lowered.count(n.lower()) > 1})
+        if duplicates:
+            raise ValueError(f"column names must be distinct (ignoring case): {duplicates}")
+        reserved = sorted(n for n in names if n.lower() in RESERVED_COLUMNS)
+        if reserved:
+            raise ValueError(f"column names reserved by GITS: {reserved}")
+        if self.target is None and self.task is not Task.anomaly:
+            raise ValueError(f"a {self.task.value} use case needs a target column")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The feature columns' names, in order."""
+        return [c.name for c in self.features]

@@ -1,0 +1,78 @@
+"""Helpers for each service's settings module, the only readers of the environment.
+
+Values come from the process environment first, then from the `.env` file in the
+working directory (or the folder named by GITS_ENV_DIR), through python-decouple.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from decouple import AutoConfig
+
+config = AutoConfig(search_path=os.environ.get("GITS_ENV_DIR") or os.getcwd())
+
+
+class MissingSetting(RuntimeError):
+    """A required setting (usually a secret) is not configured."""
+
+
+def required(name: str) -> str:
+    """A setting with no default: its absence stops the service with a clear message."""
+    value: str = config(name, default="")
+    if not value.strip():
+        raise MissingSetting(
+            f"{name} is not set. Run `make env` to generate local secrets into .env, "
+            f"or set {name} in the environment (see .env.example)."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """Where PostgreSQL/TimescaleDB is and how to log in."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    connect_timeout: int
+
+    def dsn(self, application_name: str) -> str:
+        """A libpq connection string naming the connecting service."""
+        return (
+            f"postgresql://{quote(self.user)}:{quote(self.password)}@{self.host}:{self.port}/"
+            f"{quote(self.database)}?connect_timeout={self.connect_timeout}"
+            f"&application_name={quote(application_name)}"
+        )
+
+
+def postgres_settings() -> PostgresSettings:
+    """PostgreSQL settings from POSTGRES_* variables."""
+    return PostgresSettings(
+        host=config("POSTGRES_HOST", default="127.0.0.1"),
+        port=config("POSTGRES_PORT", default=5432, cast=int),
+        user=config("POSTGRES_USER", default="gits"),
+        password=required("POSTGRES_PASSWORD"),
+        database=config("POSTGRES_DB", default="gits"),
+        connect_timeout=config("POSTGRES_CONNECT_TIMEOUT", default=3, cast=int),
+    )
+
+
+def api_token() -> str:
+    """The bearer token every GITS API asks for and every client sends."""
+    return required("GITS_API_TOKEN")
+
+
+def configure_logging() -> None:
+    """Log to stderr at LOG_LEVEL, one line a record with the logger's name."""
+    logging.basicConfig(
+        level=config("LOG_LEVEL", default="INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # One line per HTTP call between services drowns what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

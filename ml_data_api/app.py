@@ -1,0 +1,69 @@
+"""Builds the ml_data_api application from its settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from gits_common import errors
+from gits_common.http import BodySizeLimit, add_error_handlers, bearer_auth
+from ml_data_api.db import Database
+from ml_data_api.routes import router
+from ml_data_api.schemas import Health
+from ml_data_api.service import MlData
+from ml_data_api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The FastAPI app: every route behind the bearer token except /health."""
+    db = Database(
+        settings.postgres.dsn("ml_data_api"),
+        minconn=settings.pool_min,
+        maxconn=settings.pool_max,
+    )
+    ml_data = MlData(db, max_batch_rows=settings.max_batch_rows)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await run_in_threadpool(ml_data.prepare)
+        except errors.Unavailable as exc:
+            log.warning("starting without the database (%s); will retry on each request", exc)
+        yield
+        db.close()
+
+    app = FastAPI(
+        title="GITS ml_data_api",
+        summary="Training, testing and production data of every use case, in "
+        "PostgreSQL/TimescaleDB",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.ml_data = ml_data
+    add_error_handlers(app)
+    app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))])
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.get("/health", response_model=Health, tags=["health"])
+    def health() -> JSONResponse:
+        """Open to all: 200 when the database answers, 503 when it does not."""
+        try:
+            db.ping()
+            ml_data.prepare()
+        except errors.Unavailable as exc:
+            body = Health(status="degraded", database=f"unavailable: {exc.detail}")
+            return JSONResponse(body.model_dump(), status_code=503)
+        return JSONResponse(
+            Health(status="ok", database="up", timescaledb=ml_data.timescaledb).model_dump()
+        )
+
+    return app

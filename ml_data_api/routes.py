@@ -1,0 +1,111 @@
+"""HTTP routes of ml_data_api: parse, delegate to the service, answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from gits_common.schemas import Table, UseCase
+from ml_data_api.schemas import (
+    DeleteResult,
+    InsertResult,
+    LegacyInsert,
+    RowsCreate,
+    RowsRead,
+    UseCaseRead,
+)
+from ml_data_api.service import MlData
+
+router = APIRouter(prefix="/ml_data_api")
+
+MAX_READ_ROWS = 100_000
+
+
+def service(request: Request) -> MlData:
+    """The app's MlData service."""
+    ml_data: MlData = request.app.state.ml_data
+    return ml_data
+
+
+@router.post("/use_cases", response_model=UseCaseRead, status_code=status.HTTP_201_CREATED)
+def register_use_case(use_case: UseCase, request: Request, response: Response) -> UseCaseRead:
+    """Register a use case and create its training, testing and production tables.
+    The same definition again answers 200; a different one under the same name 409."""
+    record, created = service(request).register(use_case)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return record
+
+
+@router.get("/use_cases", response_model=list[UseCaseRead])
+def list_use_cases(request: Request) -> list[UseCaseRead]:
+    """Every registered use case."""
+    return service(request).use_cases()
+
+
+@router.get("/use_cases/{name}", response_model=UseCaseRead)
+def read_use_case(name: str, request: Request) -> UseCaseRead:
+    """One use case's definition and tables."""
+    return service(request).get(name)
+
+
+@router.get("/use_cases/{name}/counts")
+def count_rows(name: str, request: Request) -> dict[str, int]:
+    """Rows in each of the use case's tables."""
+    return service(request).counts(name)
+
+
+@router.post(
+    "/use_cases/{name}/{table}/rows",
+    response_model=InsertResult,
+    status_code=status.HTTP_201_CREATED,
+)
+def insert_rows(name: str, table: Table, body: RowsCreate, request: Request) -> InsertResult:
+    """Insert one or many rows, all or nothing. Rows whose message_id is already stored
+    are skipped, so a repeated insert is a no-op."""
+    return service(request).insert(name, table, body.rows)
+
+
+@router.get("/use_cases/{name}/{table}/rows", response_model=RowsRead)
+def read_rows(
+    name: str,
+    table: Table,
+    request: Request,
+    last: Annotated[int | None, Query(ge=1, le=MAX_READ_ROWS, description="newest N rows")] = None,
+    start: Annotated[datetime | None, Query(description="inclusive")] = None,
+    end: Annotated[datetime | None, Query(description="exclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_READ_ROWS)] = 10_000,
+) -> JSONResponse:
+    """Rows in ascending time order: the newest `last`, or those in [start, end), at most
+    `limit`. Without parameters, the newest 100."""
+    if last is None and start is None and end is None:
+        last = 100
+    rows = service(request).read(name, table, start=start, end=end, last=last, limit=limit)
+    # Built directly: validating 100k rows through the response model costs seconds.
+    body = {"use_case": name, "table": table.value, "count": len(rows), "rows": rows}
+    return JSONResponse(body)
+
+
+@router.delete("/use_cases/{name}/{table}/rows", response_model=DeleteResult)
+def delete_rows(
+    name: str,
+    table: Table,
+    request: Request,
+    start: Annotated[datetime, Query(description="inclusive")],
+    end: Annotated[datetime, Query(description="exclusive")],
+) -> DeleteResult:
+    """Delete the rows whose time is in [start, end)."""
+    return DeleteResult(deleted=service(request).delete(name, table, start=start, end=end))
+
+
+@router.post("/insert_data/", response_model=InsertResult, status_code=status.HTTP_201_CREATED)
+def insert_data(body: LegacyInsert, request: Request) -> InsertResult:
+    """The original GITS insert: `{"table_name": ..., "data": row or rows}`; column names
+    match ignoring case. Kept for the original's users; new code uses the rows route."""
+    ml_data = service(request)
+    name = body.use_case or request.app.state.settings.default_use_case
+    rows = body.data if isinstance(body.data, list) else [body.data]
+    return ml_data.insert(name, body.table_name, [ml_data.rename_legacy(name, r) for r in rows])

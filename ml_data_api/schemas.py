@@ -1,0 +1,68 @@
+"""Request and response bodies of ml_data_api."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gits_common.schemas import Table, UseCase
+
+
+class UseCaseRead(BaseModel):
+    """A registered use case, how its tables are stored, and their names."""
+
+    use_case: UseCase
+    storage: str = Field(description="'hypertable' (TimescaleDB) or 'table' (plain PostgreSQL)")
+    tables: dict[Table, str]
+
+
+class RowsCreate(BaseModel):
+    """Rows to insert: one row or thousands, all or nothing."""
+
+    rows: list[dict[str, Any]] = Field(
+        description="Objects keyed by column: time column, features, target; production "
+        "rows also message_id, prediction, prediction_score, model_version"
+    )
+
+
+class InsertResult(BaseModel):
+    """How many rows were stored, and how many were already there (same message_id)."""
+
+    inserted: int
+    skipped: int
+
+
+class RowsRead(BaseModel):
+    """Rows in ascending time order."""
+
+    use_case: str
+    table: Table
+    count: int
+    rows: list[dict[str, Any]]
+
+
+class DeleteResult(BaseModel):
+    """How many rows a delete removed."""
+
+    deleted: int
+
+
+class LegacyInsert(BaseModel):
+    """The original GITS body for POST /ml_data_api/insert_data/."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    table_name: Table = Field(alias="table")
+    data: dict[str, Any] | list[dict[str, Any]]
+    use_case: str | None = Field(
+        default=None, description="Defaults to ML_DATA_API_DEFAULT_USE_CASE"
+    )
+
+
+class Health(BaseModel):
+    """Service and database state."""
+
+    status: str
+    database: str
+    timescaledb: bool | None = None

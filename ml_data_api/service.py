@@ -1,0 +1,170 @@
+"""What ml_data_api does, apart from HTTP: use cases, inserts, reads, deletes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from gits_common import errors
+from gits_common.schemas import Table, UseCase
+from ml_data_api import store
+from ml_data_api.db import Database
+from ml_data_api.rows import row_validator, validate_rows
+from ml_data_api.schemas import InsertResult, UseCaseRead
+from ml_data_api.tables import fields, table_name
+
+log = logging.getLogger(__name__)
+
+
+class MlData:
+    """The use-case catalog and its tables. Use cases never change once registered, so
+    their definitions and row validators are cached for the life of the process."""
+
+    def __init__(self, db: Database, *, max_batch_rows: int) -> None:
+        self.db = db
+        self.max_batch_rows = max_batch_rows
+        self.timescaledb: bool | None = None
+        self._use_cases: dict[str, UseCaseRead] = {}
+        self._validators: dict[tuple[str, Table], TypeAdapter[list[dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self) -> bool:
+        """Create the registry if needed and learn whether TimescaleDB is there."""
+        if self.timescaledb is None:
+            self.timescaledb = self.db.run(lambda conn: store.ensure_schema(conn=conn))
+            if self.timescaledb:
+                log.info("TimescaleDB found: use-case tables are hypertables")
+            else:
+                log.info(
+                    "TimescaleDB not installed: use-case tables are plain PostgreSQL "
+                    "tables with a time index"
+                )
+        return self.timescaledb
+
+    def register(self, use_case: UseCase) -> tuple[UseCaseRead, bool]:
+        """Register a use case and create its tables; (record, created). Registering the
+        same definition again is a no-op; a different one under a taken name conflicts."""
+        hypertables = self.prepare()
+
+        def create(conn: Any) -> tuple[UseCaseRead, bool]:
+            found = store.select_use_case(conn=conn, name=use_case.name)
+            if found is not None:
+                return _read(*found), False
+            storage = store.create_use_case(conn=conn, use_case=use_case, hypertables=hypertables)
+            return _read(use_case, storage), True
+
+        record, created = self.db.run(create)
+        if record.use_case != use_case:
+            raise errors.Conflict(
+                f"use case {use_case.name!r} exists with a different definition; "
+                "register the new one under another name"
+            )
+        if created:
+            log.info("registered use case %s (%s storage)", use_case.name, record.storage)
+        return record, created
+
+    def get(self, name: str) -> UseCaseRead:
+        """A registered use case, or `NotFound`."""
+        if name not in self._use_cases:
+            self.prepare()
+            found = self.db.run(lambda conn: store.select_use_case(conn=conn, name=name))
+            if found is None:
+                raise errors.NotFound(f"unknown use case {name!r}")
+            self._use_cases[name] = _read(*found)
+        return self._use_cases[name]
+
+    def use_cases(self) -> list[UseCaseRead]:
+        """Every registered use case."""
+        self.prepare()
+        return [_read(*found) for found in self.db.run(lambda c: store.select_use_cases(conn=c))]
+
+    def insert(self, name: str, table: Table, rows: list[dict[str, Any]]) -> InsertResult:
+        """Validate every row, then insert all of them in one transaction."""
+        use_case = self.get(name).use_case
+        if not rows:
+            raise errors.InvalidInput("empty batch: send at least one row")
+        if len(rows) > self.max_batch_rows:
+            raise errors.TooLarge(
+                f"batch of {len(rows)} rows is over the limit of {self.max_batch_rows}; "
+                "split it into smaller requests"
+            )
+        valid = validate_rows(self._validator(use_case, table), rows)
+        inserted = self.db.run(
+            lambda conn: store.insert_rows(conn=conn, use_case=use_case, table=table, rows=valid)
+        )
+        return InsertResult(inserted=inserted, skipped=len(valid) - inserted)
+
+    def _validator(self, use_case: UseCase, table: Table) -> TypeAdapter[list[dict[str, Any]]]:
+        key = (use_case.name, table)
+        with self._lock:
+            if key not in self._validators:
+                self._validators[key] = row_validator(use_case, table)
+            return self._validators[key]
+
+    def read(
+        self,
+        name: str,
+        table: Table,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        last: int | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Rows in ascending time order, timestamps as ISO 8601 strings."""
+        use_case = self.get(name).use_case
+        _check_window(start, end)
+        rows = self.db.run(
+            lambda conn: store.select_rows(
+                conn=conn,
+                use_case=use_case,
+                table=table,
+                start=start,
+                end=end,
+                last=last,
+                limit=limit,
+            )
+        )
+        time_col = use_case.time_column
+        for row in rows:
+            row[time_col] = row[time_col].isoformat()
+        return rows
+
+    def counts(self, name: str) -> dict[str, int]:
+        """Rows per table of a use case."""
+        use_case = self.get(name).use_case
+        return self.db.run(lambda conn: store.count_rows(conn=conn, use_case=use_case))
+
+    def delete(self, name: str, table: Table, *, start: datetime, end: datetime) -> int:
+        """Delete the rows of one table whose time is in [start, end)."""
+        use_case = self.get(name).use_case
+        _check_window(start, end)
+        return self.db.run(
+            lambda conn: store.delete_rows(
+                conn=conn, use_case=use_case, table=table, start=start, end=end
+            )
+        )
+
+    def rename_legacy(self, name: str, row: dict[str, Any]) -> dict[str, Any]:
+        """The original GITS wrote lower-case column names; map keys onto the use case's
+        columns ignoring case, leaving unknown keys for validation to report."""
+        use_case = self.get(name).use_case
+        known = {f.name.lower(): f.name for f in fields(use_case, Table.production)}
+        return {known.get(key.lower(), key): value for key, value in row.items()}
+
+
+def _read(use_case: UseCase, storage: str) -> UseCaseRead:
+    return UseCaseRead(
+        use_case=use_case,
+        storage=storage,
+        tables={t: table_name(use_case.name, t) for t in Table},
+    )
+
+
+def _check_window(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None and start >= end:
+        raise errors.InvalidInput(f"empty time window: start {start} is not before end {end}")

@@ -1,0 +1,37 @@
+"""ml_data_api settings; the only module of the service that reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gits_common.settings import PostgresSettings, api_token, config, postgres_settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ml_data_api needs to run."""
+
+    postgres: PostgresSettings
+    api_token: str
+    host: str
+    port: int
+    pool_min: int
+    pool_max: int
+    max_batch_rows: int
+    max_body_bytes: int
+    default_use_case: str
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and .env."""
+    return Settings(
+        postgres=postgres_settings(),
+        api_token=api_token(),
+        host=config("ML_DATA_API_HOST", default="127.0.0.1"),
+        port=config("ML_DATA_API_PORT", default=8004, cast=int),
+        pool_min=config("ML_DATA_API_POOL_MIN", default=1, cast=int),
+        pool_max=config("ML_DATA_API_POOL_MAX", default=8, cast=int),
+        max_batch_rows=config("ML_DATA_API_MAX_BATCH_ROWS", default=50_000, cast=int),
+        max_body_bytes=config("ML_DATA_API_MAX_BODY_BYTES", default=64 * 1024 * 1024, cast=int),
+        default_use_case=config("ML_DATA_API_DEFAULT_USE_CASE", default="product_quality"),
+    )

@@ -1,0 +1,220 @@
+"""Every query ml_data_api runs. Functions take a connection and keyword arguments;
+identifiers always go through psycopg2.sql, values always as parameters."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg2 import sql
+from psycopg2.extensions import connection as Connection
+from psycopg2.extras import Json, execute_values
+
+from gits_common.schemas import ColumnType, Table, UseCase
+from ml_data_api.tables import Field, fields, table_name
+
+log = logging.getLogger(__name__)
+
+SQL_TYPES = {
+    ColumnType.float: "double precision",
+    ColumnType.int: "bigint",
+    ColumnType.bool: "boolean",
+    ColumnType.text: "text",
+    "time": "timestamptz",
+}
+# Below this many rows one INSERT statement is quicker than staging through COPY.
+COPY_THRESHOLD = 500
+SCHEMA_LOCK = 0x6A175  # pg_advisory_xact_lock key serialising DDL between processes
+
+
+def ensure_schema(*, conn: Connection) -> bool:
+    """Create the use-case registry if missing; True when TimescaleDB is available."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        cur.execute(
+            """CREATE TABLE IF NOT EXISTS gits_use_cases (
+                   name text PRIMARY KEY,
+                   definition jsonb NOT NULL,
+                   storage text NOT NULL,
+                   created_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        cur.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+        (found,) = cur.fetchone() or (False,)
+        return bool(found)
+
+
+def select_use_case(*, conn: Connection, name: str) -> tuple[UseCase, str] | None:
+    """A registered use case and its storage kind, or None."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT definition, storage FROM gits_use_cases WHERE name = %s", (name,))
+        row = cur.fetchone()
+    return None if row is None else (UseCase.model_validate(row[0]), row[1])
+
+
+def select_use_cases(*, conn: Connection) -> list[tuple[UseCase, str]]:
+    """Every registered use case, by name."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT definition, storage FROM gits_use_cases ORDER BY name")
+        return [(UseCase.model_validate(d), s) for d, s in cur.fetchall()]
+
+
+def create_use_case(*, conn: Connection, use_case: UseCase, hypertables: bool) -> str:
+    """Register a use case and create its three tables; returns the storage kind."""
+    storage = "hypertable" if hypertables else "table"
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        for table in Table:
+            _create_table(cur, use_case, table, hypertables)
+        cur.execute(
+            "INSERT INTO gits_use_cases (name, definition, storage) VALUES (%s, %s, %s)",
+            (use_case.name, Json(use_case.model_dump(mode="json")), storage),
+        )
+    return storage
+
+
+def _create_table(cur: Any, use_case: UseCase, table: Table, hypertable: bool) -> None:
+    name = table_name(use_case.name, table)
+    columns: list[sql.Composable] = [
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(f.name),
+            sql.SQL(SQL_TYPES[f.kind]),
+            sql.SQL(" NOT NULL" if f.required else ""),
+        )
+        for f in fields(use_case, table)
+    ]
+    columns.append(sql.SQL("inserted_at timestamptz NOT NULL DEFAULT now()"))
+    time_col = sql.Identifier(use_case.time_column)
+    cur.execute(
+        sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(name), sql.SQL(", ").join(columns))
+    )
+    if hypertable:
+        cur.execute("SELECT create_hypertable(%s, %s)", (name, use_case.time_column))
+    else:
+        cur.execute(
+            sql.SQL("CREATE INDEX {} ON {} ({} DESC)").format(
+                sql.Identifier(f"{name}_time_idx"), sql.Identifier(name), time_col
+            )
+        )
+    # TimescaleDB wants the time column in every unique index; plain tables need not.
+    unique = [sql.Identifier("message_id"), *([time_col] if hypertable else [])]
+    cur.execute(
+        sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
+            sql.Identifier(f"{name}_message_id_key"),
+            sql.Identifier(name),
+            sql.SQL(", ").join(unique),
+        )
+    )
+
+
+def insert_rows(
+    *, conn: Connection, use_case: UseCase, table: Table, rows: Sequence[dict[str, Any]]
+) -> int:
+    """Insert validated rows in one transaction; rows whose message_id is already
+    stored are skipped. Returns how many rows were new."""
+    cols = fields(use_case, table)
+    target = sql.Identifier(table_name(use_case.name, table))
+    names = sql.SQL(", ").join(sql.Identifier(f.name) for f in cols)
+    with conn.cursor() as cur:
+        if len(rows) < COPY_THRESHOLD:
+            values = [tuple(row.get(f.name) for f in cols) for row in rows]
+            query = sql.SQL("INSERT INTO {} ({}) VALUES %s ON CONFLICT DO NOTHING").format(
+                target, names
+            )
+            execute_values(cur, query.as_string(conn), values, page_size=len(values))
+            return int(cur.rowcount)
+        staging = sql.Identifier("gits_incoming")
+        cur.execute(
+            sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+                staging, target
+            )
+        )
+        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(staging, names)
+        cur.copy_expert(copy.as_string(conn), _csv(rows, cols))
+        cur.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+                target, names, names, staging
+            )
+        )
+        return int(cur.rowcount)
+
+
+def _csv(rows: Sequence[dict[str, Any]], cols: list[Field]) -> io.StringIO:
+    """Rows as CSV for COPY: an unquoted empty field is NULL, every text is quoted."""
+    lines = [",".join(_csv_value(row.get(f.name)) for f in cols) for row in rows]
+    return io.StringIO("\n".join(lines) + "\n")
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return '"' + value.replace('"', '""') + '"'
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value)
+
+
+def select_rows(
+    *,
+    conn: Connection,
+    use_case: UseCase,
+    table: Table,
+    start: datetime | None,
+    end: datetime | None,
+    last: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Rows in time order: the `last` newest, or those in [start, end), at most `limit`."""
+    names = [f.name for f in fields(use_case, table)]
+    time_col = sql.Identifier(use_case.time_column)
+    conditions, params = [], []
+    if start is not None:
+        conditions.append(sql.SQL("{} >= %s").format(time_col))
+        params.append(start)
+    if end is not None:
+        conditions.append(sql.SQL("{} < %s").format(time_col))
+        params.append(end)
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+    newest_first = last is not None
+    query = sql.SQL("SELECT {} FROM {}{} ORDER BY {} {} LIMIT %s").format(
+        sql.SQL(", ").join(sql.Identifier(n) for n in names),
+        sql.Identifier(table_name(use_case.name, table)),
+        where,
+        time_col,
+        sql.SQL("DESC" if newest_first else "ASC"),
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, [*params, min(last, limit) if last is not None else limit])
+        rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
+    return rows[::-1] if newest_first else rows
+
+
+def count_rows(*, conn: Connection, use_case: UseCase) -> dict[str, int]:
+    """How many rows each of the use case's tables holds."""
+    counts = sql.SQL(", ").join(
+        sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(table_name(use_case.name, t)))
+        for t in Table
+    )
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT {}").format(counts))
+        found = cur.fetchone() or ()
+        return dict(zip([t.value for t in Table], found, strict=True))
+
+
+def delete_rows(
+    *, conn: Connection, use_case: UseCase, table: Table, start: datetime, end: datetime
+) -> int:
+    """Delete the rows whose time falls in [start, end); returns how many."""
+    query = sql.SQL("DELETE FROM {} WHERE {} >= %s AND {} < %s").format(
+        sql.Identifier(table_name(use_case.name, table)),
+        sql.Identifier(use_case.time_column),
+        sql.Identifier(use_case.time_column),
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, (start, end))
+        return int(cur.rowcount)

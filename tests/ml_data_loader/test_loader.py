@@ -1,0 +1,108 @@
+"""The loader seeds training and testing through ml_data_api, and twice is once."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from gits_common.clients import MlDataClient
+from gits_common.demo import DemoConfig, generate
+from gits_common.schemas import Column, ColumnType, Table, Task, UseCase
+from ml_data_api.app import create_app
+from ml_data_api.settings import load_settings
+from ml_data_loader.__main__ import main
+from tests.conftest import LiveServer
+
+
+@pytest.fixture(scope="module")
+def live_api(postgres_dsn):
+    with LiveServer(create_app(load_settings())) as server:
+        yield server
+
+
+@pytest.fixture
+def client(live_api, api_token):
+    api = MlDataClient(live_api.url, api_token)
+    yield api
+    api.close()
+
+
+def test_loading_the_demo_twice_changes_nothing(live_api, client, monkeypatch, caplog):
+    monkeypatch.setenv("ML_DATA_API_URL", live_api.url)
+    caplog.set_level(logging.INFO)
+    demo = generate(DemoConfig(seed=7))
+
+    assert main([]) == 0
+    first = client.counts("product_quality")
+    newest = client.read_rows("product_quality", Table.training, last=1)[0]
+    assert main([]) == 0
+
+    assert first == {"training": len(demo.training), "testing": len(demo.testing), "production": 0}
+    assert client.counts("product_quality") == first
+    expected = demo.training.iloc[-1]
+    assert newest["message_id"] == expected["message_id"]
+    assert newest["quality"] == pytest.approx(expected["quality"])
+    assert f"training: 0 rows new, {len(demo.training)} already there" in caplog.text
+
+
+def test_any_use_case_loads_from_csv_files(live_api, client, monkeypatch, tmp_path):
+    monkeypatch.setenv("ML_DATA_API_URL", live_api.url)
+    use_case = UseCase(
+        name="pumps_csv",
+        task=Task.classification,
+        features=[Column(name="vibration"), Column(name="rpm", type=ColumnType.int)],
+        target=Column(name="failure", type=ColumnType.bool),
+        time_column="time",
+    )
+    (tmp_path / "uc.json").write_text(json.dumps(use_case.model_dump(mode="json")))
+    (tmp_path / "train.csv").write_text(
+        "time,vibration,rpm,failure\n2025-01-01T00:00:00Z,0.5,1500,false\n"
+        "2025-01-01T00:01:00Z,2.5,1480,true\n"
+    )
+    (tmp_path / "test.csv").write_text("time,vibration,rpm,failure\n2025-01-02,0.7,1490,false\n")
+
+    code = main(
+        [
+            "--use-case",
+            str(tmp_path / "uc.json"),
+            "--training",
+            str(tmp_path / "train.csv"),
+            "--testing",
+            str(tmp_path / "test.csv"),
+        ]
+    )
+
+    assert code == 0
+    assert client.counts("pumps_csv") == {"training": 2, "testing": 1, "production": 0}
+    rows = client.read_rows("pumps_csv", Table.training)
+    assert [(r["rpm"], r["failure"]) for r in rows] == [(1500, False), (1480, True)]
+
+
+def test_loader_explains_when_ml_data_api_is_not_there(monkeypatch, caplog):
+    monkeypatch.setenv("ML_DATA_API_URL", "http://127.0.0.1:9")
+    assert main(["--wait", "0"]) == 1
+    assert "ml_data_api unreachable" in caplog.text
+
+
+def test_loader_reports_a_csv_that_does_not_fit_the_use_case(
+    live_api, monkeypatch, tmp_path, caplog
+):
+    monkeypatch.setenv("ML_DATA_API_URL", live_api.url)
+    use_case = UseCase(
+        name="bad_csv",
+        task=Task.regression,
+        features=[Column(name="x")],
+        target=Column(name="y"),
+        time_column="t",
+    )
+    (tmp_path / "uc.json").write_text(use_case.model_dump_json())
+    (tmp_path / "train.csv").write_text("t,x,y,z\n2025-01-01,1.0,2.0,3.0\n")
+
+    code = main(
+        ["--use-case", str(tmp_path / "uc.json"), "--training", str(tmp_path / "train.csv")]
+    )
+
+    assert code == 1
+    assert "unknown column 'z'" in caplog.text

@@ -1,0 +1,1 @@
+"""workers: not built yet; issue #3 delivers it (see ARCHITECTURE.md for its role)."""
