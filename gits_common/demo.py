@@ -178,3 +178,19 @@ def generate(config: DemoConfig | None = None) -> DemoData:
         production=production,
         ground_truth=ground_truth.reset_index(drop=True),
     )
+
+
+def example_row() -> dict[str, object]:
+    """One typical production reading, for API examples and documentation."""
+    temps = {
+        f"T_data_{c}_{s}": float(CHAMBER_MEAN[c - 1] + SENSOR_OFFSET[s - 1])
+        for c in range(1, CHAMBERS + 1)
+        for s in range(1, SENSORS_PER_CHAMBER + 1)
+    }
+    return {
+        "message_id": "example-0001",
+        TIME_COLUMN: "2025-01-01T12:00:00+00:00",
+        **temps,
+        "H_data": H_MEAN,
+        "AH_data": AH_MEAN,
+    }

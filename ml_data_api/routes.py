@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from gits_common.demo import PRODUCT_QUALITY, example_row
 from gits_common.schemas import Table, UseCase
 from ml_data_api.schemas import (
     DeleteResult,
@@ -23,6 +24,24 @@ router = APIRouter(prefix="/ml_data_api")
 
 MAX_READ_ROWS = 100_000
 
+_ROW = example_row()
+USE_CASE_EXAMPLES = {
+    "demo": {"summary": "The demo", "value": PRODUCT_QUALITY.model_dump(mode="json")}
+}
+ROWS_EXAMPLES = {
+    "training": {"summary": "A labelled row", "value": {"rows": [{**_ROW, "quality": 362.4}]}},
+    "production": {
+        "summary": "A prediction",
+        "value": {"rows": [{**_ROW, "prediction": 358.1, "model_version": "demo:1"}]},
+    },
+}
+LEGACY_EXAMPLES = {
+    "original": {
+        "summary": "As the original workers sent it",
+        "value": {"table_name": "production", "data": {**_ROW, "prediction": 358.1}},
+    }
+}
+
 
 def service(request: Request) -> MlData:
     """The app's MlData service."""
@@ -31,7 +50,11 @@ def service(request: Request) -> MlData:
 
 
 @router.post("/use_cases", response_model=UseCaseRead, status_code=status.HTTP_201_CREATED)
-def register_use_case(use_case: UseCase, request: Request, response: Response) -> UseCaseRead:
+def register_use_case(
+    use_case: Annotated[UseCase, Body(openapi_examples=USE_CASE_EXAMPLES)],
+    request: Request,
+    response: Response,
+) -> UseCaseRead:
     """Register a use case and create its training, testing and production tables.
     The same definition again answers 200; a different one under the same name 409."""
     record, created = service(request).register(use_case)
@@ -63,7 +86,12 @@ def count_rows(name: str, request: Request) -> dict[str, int]:
     response_model=InsertResult,
     status_code=status.HTTP_201_CREATED,
 )
-def insert_rows(name: str, table: Table, body: RowsCreate, request: Request) -> InsertResult:
+def insert_rows(
+    name: str,
+    table: Table,
+    body: Annotated[RowsCreate, Body(openapi_examples=ROWS_EXAMPLES)],
+    request: Request,
+) -> InsertResult:
     """Insert one or many rows, all or nothing. Rows whose message_id is already stored
     are skipped, so a repeated insert is a no-op."""
     return service(request).insert(name, table, body.rows)
@@ -102,7 +130,9 @@ def delete_rows(
 
 
 @router.post("/insert_data/", response_model=InsertResult, status_code=status.HTTP_201_CREATED)
-def insert_data(body: LegacyInsert, request: Request) -> InsertResult:
+def insert_data(
+    body: Annotated[LegacyInsert, Body(openapi_examples=LEGACY_EXAMPLES)], request: Request
+) -> InsertResult:
     """The original GITS insert: `{"table_name": ..., "data": row or rows}`; column names
     match ignoring case. Kept for the original's users; new code uses the rows route."""
     ml_data = service(request)

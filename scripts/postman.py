@@ -1,0 +1,125 @@
+"""Build postman_collection.json from the OpenAPI schemas of the GITS APIs.
+
+    python scripts/postman.py          # rewrite postman_collection.json
+    python scripts/postman.py --check  # exit 1 if the file is out of date
+
+Each API is a folder; its base URL is a collection variable (`{{ml_data_api_url}}`), and
+every request sends `Authorization: Bearer {{token}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "postman_collection.json"
+
+
+def ml_data_api_schema() -> dict[str, Any]:
+    """OpenAPI schema of ml_data_api."""
+    from ml_data_api.app import create_app
+    from ml_data_api.settings import load_settings
+
+    schema: dict[str, Any] = create_app(load_settings()).openapi()
+    return schema
+
+
+APIS: dict[str, tuple[int, Callable[[], dict[str, Any]]]] = {
+    "ml_data_api": (8004, ml_data_api_schema),
+}
+
+
+def request_item(api: str, path: str, method: str, operation: dict[str, Any]) -> dict[str, Any]:
+    """One Postman request for one OpenAPI operation."""
+    # A trailing slash is part of some original GITS routes: keep it as an empty segment.
+    segments = [s.replace("{", ":").replace("}", "") for s in path[1:].split("/")]
+    query = [
+        {
+            "key": p["name"],
+            "value": "",
+            "disabled": not p.get("required", False),
+            "description": p.get("description", ""),
+        }
+        for p in operation.get("parameters", [])
+        if p["in"] == "query"
+    ]
+    item: dict[str, Any] = {
+        "name": operation.get("summary") or f"{method.upper()} {path}",
+        "request": {
+            "method": method.upper(),
+            "header": [],
+            "url": {
+                "raw": f"{{{{{api}_url}}}}/{'/'.join(segments)}",
+                "host": [f"{{{{{api}_url}}}}"],
+                "path": segments,
+                "query": query,
+                "variable": [
+                    {"key": p["name"], "value": ""}
+                    for p in operation.get("parameters", [])
+                    if p["in"] == "path"
+                ],
+            },
+            "description": operation.get("description", ""),
+        },
+    }
+    if "requestBody" in operation:
+        item["request"]["header"].append({"key": "Content-Type", "value": "application/json"})
+        examples: dict[str, Any] = operation["requestBody"]["content"]["application/json"].get(
+            "examples", {}
+        )
+        first: dict[str, Any] = next(iter(examples.values()), {})
+        example = first.get("value", {})
+        item["request"]["body"] = {"mode": "raw", "raw": json.dumps(example, indent=2)}
+    if not operation.get("security") and path == "/health":
+        item["request"]["auth"] = {"type": "noauth"}
+    return item
+
+
+def collection() -> dict[str, Any]:
+    """The whole collection, one folder per API."""
+    folders, variables = [], [{"key": "token", "value": ""}]
+    for api, (port, schema_of) in APIS.items():
+        schema = schema_of()
+        items = [
+            request_item(api, path, method, operation)
+            for path, methods in schema["paths"].items()
+            for method, operation in methods.items()
+        ]
+        folders.append({"name": api, "item": items})
+        variables.append({"key": f"{api}_url", "value": f"http://127.0.0.1:{port}"})
+    return {
+        "info": {
+            "name": "GITS",
+            "description": "Every GITS API. Set the `token` variable to GITS_API_TOKEN "
+            "from .env. Regenerate with `python scripts/postman.py`.",
+            "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
+        },
+        "auth": {"type": "bearer", "bearer": [{"key": "token", "value": "{{token}}"}]},
+        "variable": variables,
+        "item": folders,
+    }
+
+
+def render() -> str:
+    """The collection as the file's text."""
+    return json.dumps(collection(), indent=2) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """Write the file, or with --check report whether it is current."""
+    text = render()
+    if "--check" in argv:
+        if not OUTPUT.exists() or OUTPUT.read_text() != text:
+            print("postman_collection.json is out of date: run python scripts/postman.py")
+            return 1
+        return 0
+    OUTPUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
