@@ -82,7 +82,6 @@ start_rabbitmq() {
         die "RabbitMQ is not reachable on $RABBITMQ_HOST:$RABBITMQ_PORT and cannot be installed here (needs Debian/Ubuntu and root)."
     say "starting RabbitMQ"
     rabbitmq-server -detached
-    rabbitmqctl -q await_startup --timeout 60 >/dev/null || die "RabbitMQ did not start; see /var/log/rabbitmq."
 }
 
 provision_rabbitmq() {
@@ -110,7 +109,7 @@ is_local "$POSTGRES_HOST" && provision_postgres
 if ! port_open "$RABBITMQ_HOST" "$RABBITMQ_PORT"; then
     is_local "$RABBITMQ_HOST" || die "RabbitMQ at $RABBITMQ_HOST:$RABBITMQ_PORT is not reachable."
     start_rabbitmq
-    wait_port "$RABBITMQ_HOST" "$RABBITMQ_PORT" 60 || die "RabbitMQ did not come up on port $RABBITMQ_PORT."
+    wait_port "$RABBITMQ_HOST" "$RABBITMQ_PORT" 90 || die "RabbitMQ did not come up on port $RABBITMQ_PORT; see /var/log/rabbitmq."
 fi
 is_local "$RABBITMQ_HOST" && provision_rabbitmq
 
