@@ -76,3 +76,13 @@ def configure_logging() -> None:
     )
     # One line per HTTP call between services drowns what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def amqp_url() -> str:
+    """The RabbitMQ address, with credentials, from RABBITMQ_* variables."""
+    user = quote(config("RABBITMQ_USER", default="gits"), safe="")
+    password = quote(required("RABBITMQ_PASSWORD"), safe="")
+    host = config("RABBITMQ_HOST", default="127.0.0.1")
+    port = config("RABBITMQ_PORT", default=5672, cast=int)
+    vhost = quote(config("RABBITMQ_VHOST", default="/"), safe="")
+    return f"amqp://{user}:{password}@{host}:{port}/{vhost}"

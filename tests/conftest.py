@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from gits_common.settings import config, postgres_settings
+from gits_common.settings import amqp_url, config, postgres_settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -46,6 +46,24 @@ def postgres_dsn() -> str:
         cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     conn.close()
     return dsn
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """URL of the real RabbitMQ broker the tests use."""
+    url = amqp_url()
+    try:
+        with socket.create_connection(
+            (
+                config("RABBITMQ_HOST", default="127.0.0.1"),
+                config("RABBITMQ_PORT", default=5672, cast=int),
+            ),
+            timeout=2,
+        ):
+            pass
+    except OSError as exc:
+        need_server("RabbitMQ (run scripts/ensure-services.sh)", exc)
+    return url
 
 
 @pytest.fixture
