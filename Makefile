@@ -12,7 +12,8 @@ PACKAGES := gits_common queue_manager workers data_source ground_truth_collector
 
 run: install env services  ## Start the whole platform with demo data (Ctrl-C stops it)
 	@$(PY) scripts/banner.py
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(PY) -m honcho start -f Procfile
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(PY) -m honcho start -f Procfile \
+		-c worker=$$($(PY) scripts/banner.py --replicas)
 
 test: install env services  ## Run the full test suite against the real PostgreSQL and RabbitMQ
 	$(PY) -m pytest $(PYTEST_ARGS)

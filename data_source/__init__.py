@@ -1,1 +1,1 @@
-"""data_source: not built yet; issue #3 delivers it (see ARCHITECTURE.md for its role)."""
+"""data_source: publishes production sensor data to RabbitMQ."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -84,3 +85,48 @@ class UseCase(BaseModel):
     def feature_names(self) -> list[str]:
         """The feature columns' names, in order."""
         return [c.name for c in self.features]
+
+
+class SensorRecord(BaseModel):
+    """One reading inside a batch message."""
+
+    message_id: str | None = Field(default=None, min_length=1, max_length=200)
+    timestamp: datetime
+    features: dict[str, Any]
+
+
+class SensorMessage(BaseModel):
+    """A message on the sensor exchange: one reading (`timestamp` and `features`), or a
+    batch of readings in `records`, each stored as its own production row."""
+
+    message_id: str = Field(min_length=1, max_length=200)
+    timestamp: datetime | None = None
+    features: dict[str, Any] | None = None
+    records: list[SensorRecord] | None = Field(default=None, min_length=1, max_length=10_000)
+    routing_key: str | None = None
+    use_case: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        if (self.features is None) == (self.records is None):
+            raise ValueError("give either 'features' (one reading) or 'records' (a batch)")
+        if self.features is not None and self.timestamp is None:
+            raise ValueError("a single reading needs its 'timestamp'")
+        return self
+
+    def readings(self) -> list[SensorRecord]:
+        """Every reading, each with its own message id (`<message_id>-<i>` in a batch
+        when the record names none)."""
+        if self.records is None:
+            assert self.timestamp is not None  # the validator demands it
+            return [
+                SensorRecord(
+                    message_id=self.message_id,
+                    timestamp=self.timestamp,
+                    features=self.features or {},
+                )
+            ]
+        return [
+            r if r.message_id else r.model_copy(update={"message_id": f"{self.message_id}-{i}"})
+            for i, r in enumerate(self.records)
+        ]

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from gits_common.schemas import ColumnType, Table, UseCase
-
-Kind = ColumnType | Literal["time"]
+from gits_common.values import Kind
 
 
 @dataclass(frozen=True)

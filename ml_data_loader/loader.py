@@ -35,7 +35,7 @@ def read_csv(use_case: UseCase, path: Path) -> pd.DataFrame:
     return frame
 
 
-def load(
+async def load(
     client: MlDataClient,
     use_case: UseCase,
     splits: dict[Table, pd.DataFrame],
@@ -44,13 +44,14 @@ def load(
 ) -> dict[Table, dict[str, int]]:
     """Register the use case and insert each split in batches; rows already stored
     (same message_id) are skipped, so loading twice changes nothing."""
-    client.register_use_case(use_case)
+    await client.register_use_case(use_case)
     totals: dict[Table, dict[str, int]] = {}
     for table, frame in splits.items():
         rows = rows_from_frame(frame)
         total = {"inserted": 0, "skipped": 0}
         for start in range(0, len(rows), batch_size):
-            result = client.insert_rows(use_case.name, table, rows[start : start + batch_size])
+            batch = rows[start : start + batch_size]
+            result = await client.insert_rows(use_case.name, table, batch)
             total = {k: total[k] + result[k] for k in total}
         log.info(
             "%s %s: %d rows new, %d already there",

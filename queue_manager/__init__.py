@@ -1,1 +1,1 @@
-"""queue_manager: not built yet; issue #3 delivers it (see ARCHITECTURE.md for its role)."""
+"""queue_manager: owns the model files, the service-to-model bindings and the jobs."""

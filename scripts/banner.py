@@ -1,23 +1,35 @@
-"""Print where each GITS service listens and how to call it, before `make run` starts."""
+"""Print where each GITS service listens and how to watch it, before `make run` starts.
+With --replicas, print only how many worker replicas to start."""
 
 from __future__ import annotations
+
+import sys
 
 from decouple import AutoConfig
 
 config = AutoConfig(search_path=".")
 
-SERVICES = [("ml_data_api", "ML_DATA_API_PORT", 8004)]
+SERVICES = [
+    ("queue_manager", "QUEUE_MANAGER_PORT", 8001),
+    ("ml_data_api", "ML_DATA_API_PORT", 8004),
+]
 
 
-def main() -> None:
-    """One line per service, then how to authenticate."""
-    print("GITS is starting. Services:")
+def main(argv: list[str]) -> None:
+    """The banner, or the replica count."""
+    replicas = config("WORKER_REPLICAS", default=2, cast=int)
+    if "--replicas" in argv:
+        print(replicas)
+        return
+    print("GITS is starting. APIs (interactive docs):")
     for name, port_setting, default in SERVICES:
         port = config(port_setting, default=default, cast=int)
         print(f"  {name:<14} http://127.0.0.1:{port}/docs")
-    print("Every API wants 'Authorization: Bearer $GITS_API_TOKEN' (the token is in .env).")
-    print("Ctrl-C stops everything.\n")
+    service = config("DEMO_SERVICE", default="service_product_quality_A")
+    print(f"Workers: {replicas} replicas of {service}; data_source publishes demo readings.")
+    print("Every API wants 'Authorization: Bearer <GITS_API_TOKEN from .env>'.")
+    print("Watch it: see 'Watching it work' in README.md. Ctrl-C stops everything.\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -28,7 +28,17 @@ def ml_data_api_schema() -> dict[str, Any]:
     return schema
 
 
+def queue_manager_schema() -> dict[str, Any]:
+    """OpenAPI schema of queue_manager."""
+    from queue_manager.app import create_app
+    from queue_manager.settings import load_settings
+
+    schema: dict[str, Any] = create_app(load_settings()).openapi()
+    return schema
+
+
 APIS: dict[str, tuple[int, Callable[[], dict[str, Any]]]] = {
+    "queue_manager": (8001, queue_manager_schema),
     "ml_data_api": (8004, ml_data_api_schema),
 }
 
@@ -66,17 +76,58 @@ def request_item(api: str, path: str, method: str, operation: dict[str, Any]) ->
             "description": operation.get("description", ""),
         },
     }
-    if "requestBody" in operation:
+    content = operation.get("requestBody", {}).get("content", {})
+    if "application/json" in content:
         item["request"]["header"].append({"key": "Content-Type", "value": "application/json"})
-        examples: dict[str, Any] = operation["requestBody"]["content"]["application/json"].get(
-            "examples", {}
-        )
+        examples: dict[str, Any] = content["application/json"].get("examples", {})
         first: dict[str, Any] = next(iter(examples.values()), {})
         example = first.get("value", {})
         item["request"]["body"] = {"mode": "raw", "raw": json.dumps(example, indent=2)}
+    elif "multipart/form-data" in content:
+        item["request"]["body"] = {"mode": "formdata", "formdata": form_fields(content)}
     if not operation.get("security") and path == "/health":
         item["request"]["auth"] = {"type": "noauth"}
     return item
+
+
+def form_fields(content: dict[str, Any]) -> list[dict[str, Any]]:
+    """Postman form fields for a multipart body: files as file fields, the rest as text."""
+    schema = _flatten(content["multipart/form-data"]["schema"])
+    required = set(schema.get("required", []))
+    return [
+        {
+            "key": name,
+            "type": "file"
+            if prop.get("format") == "binary" or "contentMediaType" in prop
+            else "text",
+            "value": "",
+            "disabled": name not in required,
+            "description": prop.get("description", ""),
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+SCHEMAS: dict[str, Any] = {}  # components of the API being converted, for $ref lookups
+
+
+def _is_file(prop: dict[str, Any]) -> bool:
+    return prop.get("format") == "binary" or prop.get("contentMediaType") == (
+        "application/octet-stream"
+    )
+
+
+def _flatten(schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema with its $ref and allOf parts merged into one properties/required."""
+    if "$ref" in schema:
+        return _flatten(SCHEMAS[schema["$ref"].rsplit("/", 1)[1]])
+    properties, required = {}, list(schema.get("required", []))
+    for part in schema.get("allOf", []):
+        flat = _flatten(part)
+        properties.update(flat.get("properties", {}))
+        required += flat.get("required", [])
+    properties.update(schema.get("properties", {}))
+    return {"properties": properties, "required": required}
 
 
 def collection() -> dict[str, Any]:
@@ -84,6 +135,8 @@ def collection() -> dict[str, Any]:
     folders, variables = [], [{"key": "token", "value": ""}]
     for api, (port, schema_of) in APIS.items():
         schema = schema_of()
+        SCHEMAS.clear()
+        SCHEMAS.update(schema.get("components", {}).get("schemas", {}))
         items = [
             request_item(api, path, method, operation)
             for path, methods in schema["paths"].items()

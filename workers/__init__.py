@@ -1,1 +1,1 @@
-"""workers: not built yet; issue #3 delivers it (see ARCHITECTURE.md for its role)."""
+"""workers: score sensor messages from RabbitMQ with the model bound to their service."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -22,11 +23,26 @@ def live_api(postgres_dsn):
         yield server
 
 
+class SyncMlData:
+    """The async ml_data_api client, called from a synchronous test."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+
+    def __getattr__(self, name: str):
+        async def call(*args, **kwargs):
+            client = MlDataClient(self.url, self.token)
+            try:
+                return await getattr(client, name)(*args, **kwargs)
+            finally:
+                await client.close()
+
+        return lambda *args, **kwargs: asyncio.run(call(*args, **kwargs))
+
+
 @pytest.fixture
 def client(live_api, api_token):
-    api = MlDataClient(live_api.url, api_token)
-    yield api
-    api.close()
+    return SyncMlData(live_api.url, api_token)
 
 
 def test_loading_the_demo_twice_changes_nothing(live_api, client, monkeypatch, caplog):

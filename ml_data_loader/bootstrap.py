@@ -1,0 +1,60 @@
+"""The first model of a service: trained on the training split, uploaded to
+queue_manager and bound, so messages succeed from the first one, with no manual step."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pandas as pd
+
+from gits_common import errors, modeling
+from gits_common.clients import QueueManagerClient
+from gits_common.schemas import UseCase
+
+log = logging.getLogger(__name__)
+
+
+async def bootstrap_model(
+    queue_manager: QueueManagerClient,
+    use_case: UseCase,
+    training: pd.DataFrame,
+    *,
+    service: str,
+    routing_key: str,
+) -> dict[str, Any]:
+    """The service's binding: the existing one, or a fresh model bound to it."""
+    try:
+        existing = await queue_manager.service(service)
+        log.info(
+            "service %s already uses %s:%s; no model trained",
+            service,
+            existing["algorithm_name"],
+            existing["resolved_version"],
+        )
+        return existing
+    except errors.NotFound:
+        pass
+    log.info("training a first model for %s on %d rows", use_case.name, len(training))
+    pipeline, board = await asyncio.to_thread(modeling.train, use_case, training)
+    content = modeling.to_bytes(pipeline)
+    best = board.index[0] if len(board) else type(pipeline.steps[-1][1]).__name__
+    algorithm = await queue_manager.upload_algorithm(
+        name=f"{use_case.name}_baseline",
+        content=content,
+        use_case=use_case,
+        description=f"{best}, trained by ml_data_loader on {len(training)} rows",
+        uploaded_by="ml_data_loader",
+        sha256=modeling.sha256(content),
+    )
+    bound = await queue_manager.bind_service(
+        service,
+        routing_key=routing_key,
+        algorithm_name=algorithm["name"],
+        algorithm_version=algorithm["version"],
+        use_case=use_case.name,
+        updated_by="ml_data_loader",
+    )
+    log.info("bound %s to %s:%s", service, algorithm["name"], algorithm["version"])
+    return bound

@@ -1,0 +1,102 @@
+"""Announcing model changes on RabbitMQ, so workers swap models without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.exceptions import AMQPError
+
+from gits_common.amqp import (
+    ModelChanged,
+    declare_model_events_exchange,
+    declare_service_queue,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+# OSError covers refused connections and timeouts; aiormq raises RuntimeError when a
+# connection it has not yet noticed is dead gets used.
+FAILURES = (AMQPError, OSError, RuntimeError)
+
+
+class ModelEvents:
+    """One RabbitMQ connection and publisher-confirmed channel, opened on first use and
+    opened again after a failure. A broker out of reach is reported, never raised: the
+    binding it announces is already saved."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def bind(self, *, routing_key: str, event: ModelChanged) -> bool:
+        """Declare the service's queue, so messages wait for its workers, and announce its
+        model. False when RabbitMQ could not take both."""
+
+        async def declare_and_publish(channel: AbstractChannel) -> None:
+            await declare_service_queue(channel, service=event.service, routing_key=routing_key)
+            await _publish(channel, event)
+
+        return await self._run(declare_and_publish, f"binding of service {event.service!r}")
+
+    async def announce(self, event: ModelChanged) -> bool:
+        """Announce a service's new model. False when RabbitMQ did not confirm it."""
+        return await self._run(
+            lambda channel: _publish(channel, event), f"model change of {event.service!r}"
+        )
+
+    async def close(self) -> None:
+        """Close the connection, if one is open."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and asyncio.get_running_loop() is self._loop:
+            try:
+                await connection.close()
+            except FAILURES as exc:
+                log.debug("closing the RabbitMQ connection failed: %s", exc)
+
+    async def _run(self, work: Callable[[AbstractChannel], Awaitable[None]], what: str) -> bool:
+        async with self._guard():
+            # A connection that was open may have died since its last use: then one more
+            # try on a fresh one, before calling RabbitMQ unreachable.
+            attempts = 2 if self._connection is not None else 1
+            for attempt in range(1, attempts + 1):
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        await work(await self._open())
+                    return True
+                except FAILURES as exc:
+                    await self.close()
+                    if attempt == attempts:
+                        log.warning("RabbitMQ did not take the %s: %r", what, exc)
+            return False
+
+    def _guard(self) -> asyncio.Lock:
+        """A lock for the running event loop: one request opens the connection, others
+        wait for it. A new loop (a restarted app) starts without the old connection."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or loop is not self._loop:
+            self._lock, self._loop = asyncio.Lock(), loop
+            self._connection = self._channel = None
+        return self._lock
+
+    async def _open(self) -> AbstractChannel:
+        if self._channel is None or self._channel.is_closed:
+            if self._connection is None or self._connection.is_closed:
+                self._connection = await aio_pika.connect(self._url, timeout=self._timeout)
+            self._channel = await self._connection.channel(publisher_confirms=True)
+        return self._channel
+
+
+async def _publish(channel: AbstractChannel, event: ModelChanged) -> None:
+    exchange = await declare_model_events_exchange(channel)
+    # Routed by service name: each service's workers hear only about their own model. Not
+    # mandatory: a service without running workers is no failure.
+    await exchange.publish(encode(event), routing_key=event.service, mandatory=False)
