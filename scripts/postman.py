@@ -97,9 +97,7 @@ def form_fields(content: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
             "key": name,
-            "type": "file"
-            if prop.get("format") == "binary" or "contentMediaType" in prop
-            else "text",
+            "type": "file" if _is_file(prop) else "text",
             "value": "",
             "disabled": name not in required,
             "description": prop.get("description", ""),
@@ -115,6 +113,12 @@ def _is_file(prop: dict[str, Any]) -> bool:
     return prop.get("format") == "binary" or prop.get("contentMediaType") == (
         "application/octet-stream"
     )
+
+
+def _is_file(prop: dict[str, Any]) -> bool:
+    """A binary part (the model file), not a text field (JSON text included)."""
+    media = prop.get("contentMediaType")
+    return prop.get("format") == "binary" or media == "application/octet-stream"
 
 
 def _flatten(schema: dict[str, Any]) -> dict[str, Any]:

@@ -13,16 +13,30 @@ def test_the_committed_collection_is_current():
     assert postman.main(["--check"]) == 0, "run: python scripts/postman.py"
 
 
-def test_every_ml_data_api_route_is_in_the_collection(app):
-    folder = next(f for f in postman.collection()["item"] if f["name"] == "ml_data_api")
+@pytest.mark.parametrize("api", list(postman.APIS))
+def test_every_route_of_every_api_is_in_the_collection(api):
+    folder = next(f for f in postman.collection()["item"] if f["name"] == api)
     in_collection = {
         (i["request"]["method"], "/" + "/".join(i["request"]["url"]["path"]))
         for i in folder["item"]
     }
-    for path, methods in app.openapi()["paths"].items():
+    _port, schema_of = postman.APIS[api]
+    for path, methods in schema_of()["paths"].items():
         postman_path = path.replace("{", ":").replace("}", "")
         for method in methods:
             assert (method.upper(), postman_path) in in_collection
+
+
+def test_the_model_upload_is_a_form_with_a_file():
+    folder = next(f for f in postman.collection()["item"] if f["name"] == "queue_manager")
+    upload = next(
+        i
+        for i in folder["item"]
+        if i["request"]["method"] == "POST" and i["request"]["url"]["path"][-1] == "algorithms"
+    )
+    fields = {f["key"]: f["type"] for f in upload["request"]["body"]["formdata"]}
+    assert fields["file"] == "file"
+    assert fields["features"] == fields["name"] == fields["use_case"] == "text"
 
 
 def test_the_example_bodies_are_accepted_by_ml_data_api(client):

@@ -100,7 +100,7 @@ class Platform:
     def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
         # A file, not a pipe: nobody reads a pipe while the worker runs, and a full one
         # would block the worker.
-        log = tempfile.TemporaryFile()
+        log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the platform fixture)
         process = subprocess.Popen(
             [sys.executable, "-m", "workers"],
             cwd=ROOT,
@@ -171,8 +171,9 @@ def platform(apis, api_token, rabbitmq_url, model_files) -> Iterator[Platform]:
     for process in slice_.workers:
         process.kill()
         process.wait()
-    for pid in slice_.logs:  # shown by pytest when the test failed
+    for pid, log in slice_.logs.items():  # shown by pytest when the test failed
         print(f"--- worker {pid} ---\n{slice_.log_of_pid(pid)[-4000:]}")
+        log.close()
     delete_service_queues(rabbitmq_url, slice_.service)
 
 
