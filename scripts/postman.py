@@ -110,12 +110,6 @@ SCHEMAS: dict[str, Any] = {}  # components of the API being converted, for $ref 
 
 
 def _is_file(prop: dict[str, Any]) -> bool:
-    return prop.get("format") == "binary" or prop.get("contentMediaType") == (
-        "application/octet-stream"
-    )
-
-
-def _is_file(prop: dict[str, Any]) -> bool:
     """A binary part (the model file), not a text field (JSON text included)."""
     media = prop.get("contentMediaType")
     return prop.get("format") == "binary" or media == "application/octet-stream"
