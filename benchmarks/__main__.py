@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import ml_data_api_inserts
+from benchmarks import ml_data_api_inserts, pipeline_throughput
 
-BENCHMARKS = {"ml_data_api_inserts": ml_data_api_inserts}
+BENCHMARKS = {
+    "ml_data_api_inserts": ml_data_api_inserts,
+    "pipeline_throughput": pipeline_throughput,
+}
 
 
 def main() -> None:

@@ -22,17 +22,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def service_env(**extra: str) -> dict[str, str]:
+    """The environment benchmark processes run with: the test database, quiet logs."""
+    return {
+        **os.environ,
+        "POSTGRES_DB": f"{config('POSTGRES_DB', default='gits')}_test",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 @contextmanager
 def running_service(module: str, port_setting: str) -> Iterator[str]:
     """`python -m <module>` on a free port against `<POSTGRES_DB>_test`; yields its URL."""
     port = free_port()
-    env = {
-        **os.environ,
-        port_setting: str(port),
-        "POSTGRES_DB": f"{config('POSTGRES_DB', default='gits')}_test",
-        "LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen([sys.executable, "-m", module], env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", module], env=service_env(**{port_setting: str(port)})
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -15,6 +15,7 @@ import itertools
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 
 import aio_pika
 
@@ -38,6 +39,11 @@ def parse_args(argv: list[str], settings: Settings) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=settings.count, help="0: the whole split")
     parser.add_argument("--loop", action="store_true", help="replay the split forever")
     parser.add_argument("--routing-key", default=settings.routing_key)
+    parser.add_argument(
+        "--run",
+        default=datetime.now(UTC).strftime("%Y%m%dT%H%M%S"),
+        help="tag in every message id of this run (default: the start time)",
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error("--rate must be above 0")
@@ -51,7 +57,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     production = generate(settings.demo).production
-    stream = messages(production, PRODUCT_QUALITY, routing_key=args.routing_key, loop=args.loop)
+    stream = messages(
+        production, PRODUCT_QUALITY, routing_key=args.routing_key, loop=args.loop, run=args.run
+    )
     sent, left = 0, args.count
     log.info("publishing to %r at %g msg/s", args.routing_key, args.rate)
     while not stop.is_set():

@@ -33,14 +33,19 @@ class PublishInterrupted(Exception):
         self.sent, self.unconfirmed = sent, unconfirmed
 
 
-def messages(frame: pd.DataFrame, use_case: UseCase, *, routing_key: str, loop: bool) -> Stream:
-    """(message_id, body) for each row, stamped with the time of sending; replays get
-    `-r<n>` ids, so a replayed reading is a new production row, not a duplicate."""
+def messages(
+    frame: pd.DataFrame, use_case: UseCase, *, routing_key: str, loop: bool, run: str
+) -> Stream:
+    """(message_id, body) for each row, stamped with the time of sending. A reading sent
+    now is a new reading, so its id is `<row id>~<run>` (and `~<run>-r<n>` on the n-th
+    replay): a second run, or a replay, adds rows instead of repeating stored ones. The
+    row id before the `~` names the demo row, whose label the ground truth carries."""
     ids = frame["message_id"].astype(str).tolist()
     readings = frame[use_case.feature_names].to_dict("records")
     for replay in itertools.count() if loop else [0]:
+        suffix = run if replay == 0 else f"{run}-r{replay}"
         for base_id, features in zip(ids, readings, strict=True):
-            message_id = base_id if replay == 0 else f"{base_id}-r{replay}"
+            message_id = f"{base_id}~{suffix}"
             yield (
                 message_id,
                 {

@@ -16,17 +16,21 @@ from gits_common.schemas import SensorMessage
 DEMO = generate(DemoConfig(history_hours=100, production_minutes=50))
 
 
-def test_messages_follow_the_contract_and_replays_get_new_ids():
-    stream = messages(DEMO.production, PRODUCT_QUALITY, routing_key="rk", loop=True)
+def test_messages_follow_the_contract_and_runs_and_replays_get_new_ids():
+    stream = messages(DEMO.production, PRODUCT_QUALITY, routing_key="rk", loop=True, run="A")
     first_pass = [next(stream) for _ in range(50)]
     replay = next(stream)
+    other_run = next(
+        messages(DEMO.production, PRODUCT_QUALITY, routing_key="rk", loop=False, run="B")
+    )
 
     message = SensorMessage.model_validate(first_pass[0][1])
-    assert message.message_id == DEMO.production.message_id[0]
+    assert message.message_id == f"{DEMO.production.message_id[0]}~A"
     assert set(message.features) == set(PRODUCT_QUALITY.feature_names)
     assert message.features["T_data_3_1"] == DEMO.production["T_data_3_1"][0]
     assert len({mid for mid, _ in first_pass}) == 50
-    assert replay[0] == f"{DEMO.production.message_id[0]}-r1"
+    assert replay[0] == f"{DEMO.production.message_id[0]}~A-r1"
+    assert other_run[0] == f"{DEMO.production.message_id[0]}~B"
 
 
 async def _consume_all(url: str, routing_key: str, expected: int, bind_after: float = 0.0):
@@ -40,7 +44,9 @@ async def _consume_all(url: str, routing_key: str, expected: int, bind_after: fl
             await queue.bind(exchange, routing_key=routing_key)
 
         binder = asyncio.create_task(bind_later())
-        stream = messages(DEMO.production, PRODUCT_QUALITY, routing_key=routing_key, loop=False)
+        stream = messages(
+            DEMO.production, PRODUCT_QUALITY, routing_key=routing_key, loop=False, run="t"
+        )
         sent = await publish(
             exchange,
             stream,
@@ -63,7 +69,7 @@ def test_published_messages_are_persistent_json_with_ids(rabbitmq_url):
     assert sent == 25
     assert len(got) == 25
     assert all(m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT for m in got)
-    assert [m.message_id for m in got] == list(DEMO.production.message_id[:25])
+    assert [m.message_id for m in got] == [f"{i}~t" for i in DEMO.production.message_id[:25]]
     body = json.loads(got[0].body)
     assert body["message_id"] == got[0].message_id
     assert got[0].content_type == "application/json"
@@ -76,4 +82,4 @@ def test_a_message_no_queue_takes_waits_instead_of_being_lost(rabbitmq_url):
     )
     # Then every message still arrives
     assert sent == 3
-    assert [m.message_id for m in got] == list(DEMO.production.message_id[:3])
+    assert [m.message_id for m in got] == [f"{i}~t" for i in DEMO.production.message_id[:3]]

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from gits_common import modeling
 from gits_common.demo import PRODUCT_QUALITY, TARGET, DemoConfig, generate
@@ -43,11 +44,17 @@ def model_files() -> dict[int, bytes]:
 
 
 @pytest.fixture(scope="module")
-def apis(postgres_dsn, rabbitmq_url) -> Iterator[dict[str, str]]:
+def queue_manager_app(rabbitmq_url) -> FastAPI:
+    """The queue_manager the workers use; its in-memory store lives in this process."""
+    return create_queue_manager(queue_manager_settings())
+
+
+@pytest.fixture(scope="module")
+def apis(postgres_dsn, queue_manager_app) -> Iterator[dict[str, str]]:
     """ml_data_api and queue_manager, served on free ports."""
     with (
         LiveServer(create_ml_data_api(ml_data_api_settings())) as ml_data,
-        LiveServer(create_queue_manager(queue_manager_settings())) as queue_manager,
+        LiveServer(queue_manager_app) as queue_manager,
     ):
         yield {"ml_data_api": ml_data.url, "queue_manager": queue_manager.url}
 

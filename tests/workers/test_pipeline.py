@@ -156,6 +156,28 @@ def test_messages_for_a_service_without_a_model_are_dead_lettered(platform):
     assert len(drain(platform.amqp_url, dead_letter_queue(platform.service))) == 1
 
 
+def test_a_model_file_altered_at_rest_is_refused_and_its_messages_dead_lettered(
+    platform, pg, queue_manager_app
+):
+    # Given a byte of the stored model file flipped after upload (its SHA-256 record not)
+    documents = queue_manager_app.state.queue_manager.db.documents
+    algorithm = documents.algorithms.objects.get(name=platform.use_case.name, version=1)
+    content = bytearray(algorithm.file.read())
+    content[len(content) // 2] ^= 0xFF
+    algorithm.file.replace(bytes(content), content_type="application/octet-stream")
+    algorithm.save()
+
+    # When a worker gets a message
+    platform.start_worker()
+    publish(platform.amqp_url, platform.routing_key, demo_messages(1))
+
+    # Then it refuses the file, and the message is dead-lettered with that reason
+    wait_until(lambda: [j["last_status"] for j in platform.jobs()] == ["failed"], timeout=60)
+    assert "does not match its checksum" in platform.jobs()[0]["message"]
+    assert len(drain(platform.amqp_url, dead_letter_queue(platform.service))) == 1
+    assert platform.production(pg) == []
+
+
 def test_sigterm_returns_unfinished_messages_and_exits_cleanly(platform, pg):
     worker = platform.start_worker(WORKER_BATCH_SIZE="10", WORKER_PREFETCH="50")
     publish(platform.amqp_url, platform.routing_key, demo_messages(800))
