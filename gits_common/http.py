@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gits_common import errors
+from gits_common import __version__, errors
 
 STATUS_CODES: dict[type[errors.GitsError], int] = {
     errors.NotFound: status.HTTP_404_NOT_FOUND,
@@ -22,6 +23,7 @@ STATUS_CODES: dict[type[errors.GitsError], int] = {
     errors.Unavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 _bearer = HTTPBearer(auto_error=False, description="GITS_API_TOKEN from the environment")
 
 
@@ -42,6 +44,25 @@ def bearer_auth(token: str) -> Callable[..., Awaitable[None]]:
             )
 
     return check
+
+
+def create_api(
+    *,
+    title: str,
+    summary: str,
+    router: APIRouter,
+    token: str,
+    max_body_bytes: int,
+    lifespan: Lifespan,
+) -> FastAPI:
+    """A GITS API: the router behind the bearer token, domain errors answered with
+    their status codes, and bodies over the limit refused before they are read. Open
+    routes (/health) are added to the returned app by the caller."""
+    app = FastAPI(title=title, summary=summary, version=__version__, lifespan=lifespan)
+    add_error_handlers(app)
+    app.include_router(router, dependencies=[Depends(bearer_auth(token))])
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    return app
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -6,12 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from gits_common import errors
-from gits_common.http import BodySizeLimit, add_error_handlers, bearer_auth
+from gits_common.http import create_api
 from ml_data_api.db import Database
 from ml_data_api.routes import router
 from ml_data_api.schemas import Health
@@ -39,19 +39,17 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         db.close()
 
-    app = FastAPI(
+    app = create_api(
         title="GITS ml_data_api",
         summary="Training, testing and production data of every use case, in "
         "PostgreSQL/TimescaleDB",
-        version="0.1.0",
+        router=router,
+        token=settings.api_token,
+        max_body_bytes=settings.max_body_bytes,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.ml_data = ml_data
-    add_error_handlers(app)
-    app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))])
-
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> JSONResponse:

@@ -6,12 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from gits_common import errors
-from gits_common.http import BodySizeLimit, add_error_handlers, bearer_auth
+from gits_common.http import create_api
 from queue_manager.db import Database
 from queue_manager.events import ModelEvents
 from queue_manager.routes import router
@@ -53,19 +53,17 @@ def create_app(settings: Settings) -> FastAPI:
         await events.close()
         db.close()
 
-    app = FastAPI(
+    app = create_api(
         title="GITS queue_manager",
         summary="Model files, service-to-model bindings and jobs, in MongoDB; model "
         "changes announced on RabbitMQ",
-        version="0.1.0",
+        router=router,
+        token=settings.api_token,
+        max_body_bytes=settings.max_model_bytes + FORM_FIELDS_BYTES,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.queue_manager = queue_manager
-    add_error_handlers(app)
-    app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))])
-
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_model_bytes + FORM_FIELDS_BYTES)
 
     @app.get("/", tags=["health"])
     def root() -> dict[str, str]:

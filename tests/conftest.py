@@ -16,6 +16,7 @@ import psycopg2
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from gits_common.settings import amqp_url, config, postgres_settings
 
@@ -85,6 +86,13 @@ def api_token() -> str:
 def auth(api_token: str) -> dict[str, str]:
     """Headers that pass the services' bearer auth."""
     return {"Authorization": f"Bearer {api_token}"}
+
+
+@pytest.fixture
+def client(app: FastAPI, auth: dict[str, str]) -> Iterator[TestClient]:
+    """A client of the package's `app` fixture that sends the bearer token."""
+    with TestClient(app, headers=auth) as test_client:
+        yield test_client
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,13 +28,6 @@ def settings(postgres_dsn: str) -> Settings:
 def app(settings: Settings) -> FastAPI:
     """A fresh ml_data_api application."""
     return create_app(settings)
-
-
-@pytest.fixture
-def client(app: FastAPI, auth: dict[str, str]) -> Iterator[TestClient]:
-    """A client that sends the bearer token."""
-    with TestClient(app, headers=auth) as test_client:
-        yield test_client
 
 
 def unique(prefix: str) -> str:

@@ -36,13 +36,6 @@ def app(settings: Settings) -> FastAPI:
     return create_app(settings)
 
 
-@pytest.fixture
-def client(app: FastAPI, auth: dict[str, str]) -> Iterator[TestClient]:
-    """A client that sends the bearer token."""
-    with TestClient(app, headers=auth) as test_client:
-        yield test_client
-
-
 def unique(prefix: str) -> str:
     """A name no other test (and no earlier run) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

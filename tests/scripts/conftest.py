@@ -1,1 +1,1 @@
-from tests.ml_data_api.conftest import app, client, settings  # noqa: F401  (shared fixtures)
+from tests.ml_data_api.conftest import app, settings  # noqa: F401  (shared fixtures)
