@@ -109,6 +109,17 @@ class MlDataClient(ApiClient):
         rows: list[dict[str, Any]] = (await self.request("GET", path, params=params))["rows"]
         return rows
 
+    async def attach_labels(self, use_case: str, labels: list[dict[str, Any]]) -> dict[str, Any]:
+        """Attach true labels ({"message_id", "value"}) to production rows."""
+        path = f"/ml_data_api/use_cases/{use_case}/labels"
+        result: dict[str, Any] = await self.request("POST", path, json={"labels": labels})
+        return result
+
+    async def use_cases(self) -> list[UseCase]:
+        """Every registered use case."""
+        body = await self.request("GET", "/ml_data_api/use_cases")
+        return [UseCase.model_validate(record["use_case"]) for record in body]
+
     async def counts(self, use_case: str) -> dict[str, int]:
         """Rows per table of a use case."""
         path = f"/ml_data_api/use_cases/{use_case}/counts"

@@ -13,12 +13,15 @@ from gits_common.schemas import Table, UseCase
 from ml_data_api.schemas import (
     DeleteResult,
     InsertResult,
+    LabelResult,
+    LabelsCreate,
     LegacyInsert,
     RowsCreate,
     RowsRead,
     UseCaseRead,
 )
 from ml_data_api.service import MlData
+from ml_data_api.store import RowQuery
 
 router = APIRouter(prefix="/ml_data_api")
 
@@ -33,6 +36,12 @@ ROWS_EXAMPLES = {
     "production": {
         "summary": "A prediction",
         "value": {"rows": [{**_ROW, "prediction": 358.1, "model_version": "demo:1"}]},
+    },
+}
+LABELS_EXAMPLES = {
+    "one": {
+        "summary": "A measured quality",
+        "value": {"labels": [{"message_id": "example-0001", "value": 362.4}]},
     },
 }
 LEGACY_EXAMPLES = {
@@ -105,16 +114,31 @@ def read_rows(
     last: Annotated[int | None, Query(ge=1, le=MAX_READ_ROWS, description="newest N rows")] = None,
     start: Annotated[datetime | None, Query(description="inclusive")] = None,
     end: Annotated[datetime | None, Query(description="exclusive")] = None,
+    labelled: Annotated[
+        bool | None, Query(description="only rows whose target is (true) or is not (false) set")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_READ_ROWS)] = 10_000,
 ) -> JSONResponse:
     """Rows in ascending time order: the newest `last`, or those in [start, end), at most
     `limit`. Without parameters, the newest 100."""
     if last is None and start is None and end is None:
         last = 100
-    rows = service(request).read(name, table, start=start, end=end, last=last, limit=limit)
+    query = RowQuery(start=start, end=end, last=last, labelled=labelled, limit=limit)
+    rows = service(request).read(name, table, query)
     # Built directly: validating 100k rows through the response model costs seconds.
     body = {"use_case": name, "table": table.value, "count": len(rows), "rows": rows}
     return JSONResponse(body)
+
+
+@router.post("/use_cases/{name}/labels", response_model=LabelResult)
+def attach_labels(
+    name: str,
+    body: Annotated[LabelsCreate, Body(openapi_examples=LABELS_EXAMPLES)],
+    request: Request,
+) -> LabelResult:
+    """Attach true labels to production rows by message id (the ground truth arriving),
+    and add the labelled rows to the training table. Labelling again changes nothing."""
+    return service(request).label(name, body.labels)
 
 
 @router.delete("/use_cases/{name}/{table}/rows", response_model=DeleteResult)

@@ -42,6 +42,23 @@ class RowsRead(BaseModel):
     rows: list[dict[str, Any]]
 
 
+class LabelsCreate(BaseModel):
+    """True labels for production rows, by message id."""
+
+    labels: list[dict[str, Any]] = Field(
+        description='Objects {"message_id": ..., "value": <the target\'s type>}'
+    )
+
+
+class LabelResult(BaseModel):
+    """How many production rows got their label and how many training rows that added;
+    message ids with no production row (the first 100)."""
+
+    labelled: int
+    added_to_training: int
+    unknown: list[str]
+
+
 class DeleteResult(BaseModel):
     """How many rows a delete removed."""
 

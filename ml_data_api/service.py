@@ -7,14 +7,13 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from gits_common import errors
-from gits_common.schemas import Table, UseCase
+from gits_common.schemas import ColumnType, Table, UseCase
+from gits_common.values import Records, records_validator
 from ml_data_api import store
 from ml_data_api.db import Database
 from ml_data_api.rows import row_validator, validate_rows
-from ml_data_api.schemas import InsertResult, UseCaseRead
+from ml_data_api.schemas import InsertResult, LabelResult, UseCaseRead
 from ml_data_api.tables import fields, table_name
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ class MlData:
         self.max_batch_rows = max_batch_rows
         self.timescaledb: bool | None = None
         self._use_cases: dict[str, UseCaseRead] = {}
-        self._validators: dict[tuple[str, Table], TypeAdapter[list[dict[str, Any]]]] = {}
+        self._validators: dict[tuple[str, str], Records] = {}
         self._lock = threading.Lock()
 
     def prepare(self) -> bool:
@@ -98,41 +97,55 @@ class MlData:
         )
         return InsertResult(inserted=inserted, skipped=len(valid) - inserted)
 
-    def _validator(self, use_case: UseCase, table: Table) -> TypeAdapter[list[dict[str, Any]]]:
+    def _validator(self, use_case: UseCase, table: Table) -> Records:
         key = (use_case.name, table)
         with self._lock:
             if key not in self._validators:
                 self._validators[key] = row_validator(use_case, table)
             return self._validators[key]
 
-    def read(
-        self,
-        name: str,
-        table: Table,
-        *,
-        start: datetime | None,
-        end: datetime | None,
-        last: int | None,
-        limit: int,
-    ) -> list[dict[str, Any]]:
+    def read(self, name: str, table: Table, query: store.RowQuery) -> list[dict[str, Any]]:
         """Rows in ascending time order, timestamps as ISO 8601 strings."""
         use_case = self.get(name).use_case
-        _check_window(start, end)
+        _check_window(query.start, query.end)
         rows = self.db.run(
-            lambda conn: store.select_rows(
-                conn=conn,
-                use_case=use_case,
-                table=table,
-                start=start,
-                end=end,
-                last=last,
-                limit=limit,
-            )
+            lambda conn: store.select_rows(conn=conn, use_case=use_case, table=table, query=query)
         )
         time_col = use_case.time_column
         for row in rows:
             row[time_col] = row[time_col].isoformat()
         return rows
+
+    def label(self, name: str, labels: list[dict[str, Any]]) -> LabelResult:
+        """Attach true labels to production rows by message id, and add those rows to
+        the training table. Labelling again changes nothing."""
+        use_case = self.get(name).use_case
+        if use_case.target is None:
+            raise errors.InvalidInput(f"use case {name!r} has no target to label")
+        if not labels:
+            raise errors.InvalidInput("empty batch: send at least one label")
+        if len(labels) > self.max_batch_rows:
+            raise errors.TooLarge(
+                f"batch of {len(labels)} labels is over the limit of {self.max_batch_rows}"
+            )
+        valid = validate_rows(self._label_validator(use_case), labels)
+        found, added = self.db.run(
+            lambda conn: store.attach_labels(conn=conn, use_case=use_case, labels=valid)
+        )
+        unknown = sorted({label["message_id"] for label in valid} - found)
+        return LabelResult(labelled=len(found), added_to_training=added, unknown=unknown[:100])
+
+    def _label_validator(self, use_case: UseCase) -> Records:
+        key = (use_case.name, "labels")
+        with self._lock:
+            if key not in self._validators:
+                assert use_case.target is not None
+                columns = [
+                    ("message_id", ColumnType.text, True),
+                    ("value", use_case.target.type, True),
+                ]
+                self._validators[key] = records_validator(f"{use_case.name}_label", columns)
+            return self._validators[key]
 
     def counts(self, name: str) -> dict[str, int]:
         """Rows per table of a use case."""

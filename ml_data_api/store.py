@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -159,39 +160,82 @@ def _csv_value(value: Any) -> str:
     return repr(value)
 
 
+@dataclass(frozen=True)
+class RowQuery:
+    """Which rows a read wants: the `last` newest, or those in [start, end); with or
+    without a target value when `labelled` says so; at most `limit`."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    last: int | None = None
+    labelled: bool | None = None
+    limit: int = 10_000
+
+
 def select_rows(
-    *,
-    conn: Connection,
-    use_case: UseCase,
-    table: Table,
-    start: datetime | None,
-    end: datetime | None,
-    last: int | None,
-    limit: int,
+    *, conn: Connection, use_case: UseCase, table: Table, query: RowQuery
 ) -> list[dict[str, Any]]:
-    """Rows in time order: the `last` newest, or those in [start, end), at most `limit`."""
+    """The rows a query asks for, in ascending time order."""
     names = [f.name for f in fields(use_case, table)]
     time_col = sql.Identifier(use_case.time_column)
     conditions, params = [], []
-    if start is not None:
+    if query.start is not None:
         conditions.append(sql.SQL("{} >= %s").format(time_col))
-        params.append(start)
-    if end is not None:
+        params.append(query.start)
+    if query.end is not None:
         conditions.append(sql.SQL("{} < %s").format(time_col))
-        params.append(end)
+        params.append(query.end)
+    if query.labelled is not None and use_case.target is not None:
+        test = "IS NOT NULL" if query.labelled else "IS NULL"
+        conditions.append(sql.SQL("{} " + test).format(sql.Identifier(use_case.target.name)))
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
-    newest_first = last is not None
-    query = sql.SQL("SELECT {} FROM {}{} ORDER BY {} {} LIMIT %s").format(
+    newest_first = query.last is not None
+    statement = sql.SQL("SELECT {} FROM {}{} ORDER BY {} {} LIMIT %s").format(
         sql.SQL(", ").join(sql.Identifier(n) for n in names),
         sql.Identifier(table_name(use_case.name, table)),
         where,
         time_col,
         sql.SQL("DESC" if newest_first else "ASC"),
     )
+    limit = min(query.last, query.limit) if query.last is not None else query.limit
     with conn.cursor() as cur:
-        cur.execute(query, [*params, min(last, limit) if last is not None else limit])
+        cur.execute(statement, [*params, limit])
         rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
     return rows[::-1] if newest_first else rows
+
+
+def attach_labels(
+    *, conn: Connection, use_case: UseCase, labels: Sequence[dict[str, Any]]
+) -> tuple[set[str], int]:
+    """Set the target of the production rows these labels name, and copy those rows,
+    labelled, into the training table (once: a row already there is left as it is).
+    Returns the message ids found in production and how many training rows were new."""
+    assert use_case.target is not None
+    target = sql.Identifier(use_case.target.name)
+    production = sql.Identifier(table_name(use_case.name, Table.production))
+    with conn.cursor() as cur:
+        update = sql.SQL(
+            "UPDATE {p} SET {t} = v.value FROM (VALUES %s) AS v(message_id, value) "
+            "WHERE {p}.message_id = v.message_id RETURNING {p}.message_id"
+        ).format(p=production, t=target)
+        values = [(label["message_id"], label["value"]) for label in labels]
+        found = execute_values(
+            cur, update.as_string(conn), values, page_size=len(values), fetch=True
+        )
+        labelled = {row[0] for row in found}
+        columns = sql.SQL(", ").join(
+            sql.Identifier(f.name) for f in fields(use_case, Table.training)
+        )
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} ({c}) SELECT {c} FROM {} WHERE message_id = ANY(%s) "
+                "ON CONFLICT DO NOTHING"
+            ).format(
+                sql.Identifier(table_name(use_case.name, Table.training)), production, c=columns
+            ),
+            (list(labelled),),
+        )
+        return labelled, int(cur.rowcount)
 
 
 def count_rows(*, conn: Connection, use_case: UseCase) -> dict[str, int]:
