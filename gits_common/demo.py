@@ -59,6 +59,7 @@ class DemoConfig:
     test_fraction: float = 0.3  # the last part of the history is the testing split
     production_minutes: int = 20_000
     label_every_minutes: int = 60  # the quality lab measures about once an hour
+    ground_truth_every_minutes: int = 60  # production readings that get a label
     ground_truth_delay_minutes: int = 60  # labels arrive this long after the reading
     drift_after_minute: int | None = None  # production minute from which the drift applies
     drift_chamber: int = 3
@@ -67,8 +68,29 @@ class DemoConfig:
 
     @property
     def digest(self) -> str:
-        """A short fingerprint, so message ids from different configs never collide."""
-        return hashlib.sha256(repr(sorted(asdict(self).items())).encode()).hexdigest()[:8]
+        """A short fingerprint of everything, for production message ids."""
+        return _fingerprint(asdict(self))
+
+    @property
+    def history_digest(self) -> str:
+        """A fingerprint of what shapes the history alone, for training and testing ids:
+        turning the drift knob must not make the same history look like new rows."""
+        fields = asdict(self)
+        return _fingerprint({k: fields[k] for k in HISTORY_FIELDS})
+
+
+HISTORY_FIELDS = (
+    "seed",
+    "start",
+    "history_hours",
+    "test_fraction",
+    "label_every_minutes",
+    "noise_sd",
+)
+
+
+def _fingerprint(fields: dict[str, object]) -> str:
+    return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -151,8 +173,8 @@ def generate(config: DemoConfig | None = None) -> DemoData:
         0, TIME_COLUMN, pd.Timestamp(config.start) + pd.to_timedelta(hours + jitter, "min")
     )
     history[TARGET] = quality(history, history_rng, config.noise_sd)
-    digest = config.digest
-    history.insert(0, "message_id", [f"pq-{digest}-h{i:07d}" for i in range(len(history))])
+    history_digest, digest = config.history_digest, config.digest
+    history.insert(0, "message_id", [f"pq-{history_digest}-h{i:07d}" for i in range(len(history))])
     n_test = round(len(history) * config.test_fraction)
     training, testing = history.iloc[: len(history) - n_test], history.iloc[len(history) - n_test :]
 
@@ -166,7 +188,7 @@ def generate(config: DemoConfig | None = None) -> DemoData:
     production.insert(0, "message_id", [f"pq-{digest}-p{i:07d}" for i in range(len(production))])
     true_quality = quality(production, production_rng, config.noise_sd)
 
-    labelled = _label_minutes(label_rng, len(production), config.label_every_minutes)
+    labelled = _label_minutes(label_rng, len(production), config.ground_truth_every_minutes)
     ground_truth = production.iloc[labelled].copy()
     ground_truth[TARGET] = true_quality[labelled]
     ground_truth["available_at"] = ground_truth[TIME_COLUMN] + timedelta(

@@ -1,1 +1,2 @@
-"""ground_truth_collector: not built yet; issue #4 delivers it (see ARCHITECTURE.md)."""
+"""ground_truth_collector: sends true labels as they arrive, attached to the predictions
+they belong to and added to the training data."""

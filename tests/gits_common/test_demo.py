@@ -76,3 +76,23 @@ def test_the_drift_knob_shifts_one_chamber_from_the_given_minute(demo):
     pd.testing.assert_frame_equal(
         drifted.training.drop(columns="message_id"), demo.training.drop(columns="message_id")
     )
+
+
+def test_the_history_keeps_its_ids_whatever_the_production_knobs(demo):
+    drifted = generate(
+        DemoConfig(
+            history_hours=1500,
+            production_minutes=6000,
+            drift_after_minute=10,
+            ground_truth_every_minutes=5,
+        )
+    )
+    assert list(drifted.training.message_id) == list(demo.training.message_id)
+    assert not set(drifted.production.message_id) & set(demo.production.message_id)
+
+
+def test_the_ground_truth_cadence_is_a_knob():
+    every_5 = generate(
+        DemoConfig(history_hours=100, production_minutes=3000, ground_truth_every_minutes=5)
+    )
+    assert len(every_5.ground_truth) == pytest.approx(3000 / 5, rel=0.05)

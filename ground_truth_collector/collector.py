@@ -1,0 +1,96 @@
+"""The collector's loop: read the predictions whose labels are due, send the labels
+the source knows, remember how far it got. Restart-safe: the cursor is saved after each
+batch, and only rows still without a label are read again, so none is sent twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gits_common import errors
+from gits_common.clients import MlDataClient
+from gits_common.schemas import Table
+from ground_truth_collector.sources import LabelSource
+
+log = logging.getLogger(__name__)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Cursor:
+    """The reading time up to which labels were sent, kept in a small JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> datetime:
+        """The saved position, or the beginning of time."""
+        try:
+            return datetime.fromisoformat(json.loads(self.path.read_text())["cursor"])
+        except FileNotFoundError:
+            return EPOCH
+
+    def save(self, position: datetime) -> None:
+        """Save atomically: a crash leaves the old position or the new, never half."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"cursor": position.isoformat()}))
+        os.replace(temporary, self.path)
+
+
+@dataclass
+class Collector:
+    """Sends one use case's labels from one source to ml_data_api."""
+
+    client: MlDataClient
+    source: LabelSource
+    use_case: str
+    time_column: str
+    cursor: Cursor
+    delay: timedelta
+    overlap: timedelta
+    batch_size: int
+
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Send every label now due; returns how many production rows got one."""
+        until = (now or datetime.now(UTC)) - self.delay
+        start = max(EPOCH, self.cursor.load() - self.overlap)  # late predictions too
+        sent = 0
+        while True:
+            rows = await self.client.read_rows(
+                self.use_case,
+                Table.production,
+                start=start.isoformat(),
+                end=until.isoformat(),
+                labelled=False,
+                limit=self.batch_size,
+            )
+            labels = self.source.labels_for([row["message_id"] for row in rows])
+            if labels:
+                body = [{"message_id": mid, "value": value} for mid, value in labels.items()]
+                sent += (await self.client.attach_labels(self.use_case, body))["labelled"]
+            if len(rows) < self.batch_size:
+                self.cursor.save(until)
+                return sent
+            # A full page: go on from its last reading (never standing still on a tie).
+            last = datetime.fromisoformat(rows[-1][self.time_column])
+            start = max(last, start + timedelta(microseconds=1))
+            self.cursor.save(start)
+
+    async def run(self, interval: float, stop: asyncio.Event) -> None:
+        """Collect every `interval` seconds until stopped; an unreachable ml_data_api is
+        waited out, never fatal."""
+        while not stop.is_set():
+            try:
+                sent = await self.run_once()
+                if sent:
+                    log.info("sent %d label(s) for %s", sent, self.use_case)
+            except (errors.Unavailable, errors.NotFound) as exc:
+                log.warning("could not collect labels: %s", exc.detail)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
