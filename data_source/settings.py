@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gits_common.demo import DemoConfig
-from gits_common.settings import amqp_url, config
+from gits_common.settings import amqp_url, config, demo_config
 
 
 @dataclass(frozen=True)
@@ -21,15 +21,10 @@ class Settings:
 
 def load_settings() -> Settings:
     """Settings from the environment and .env."""
-    drift_after = config("DEMO_DRIFT_AFTER_MINUTE", default="")
     return Settings(
         amqp_url=amqp_url(),
         routing_key=config("DATA_SOURCE_ROUTING_KEY", default="gits_product_quality_A"),
         rate=config("DATA_SOURCE_RATE", default=0.5, cast=float),
         count=config("DATA_SOURCE_COUNT", default=0, cast=int),
-        demo=DemoConfig(
-            seed=config("DEMO_SEED", default=7, cast=int),
-            drift_after_minute=int(drift_after) if drift_after.strip() else None,
-            drift_shift=config("DEMO_DRIFT_SHIFT", default=40.0, cast=float),
-        ),
+        demo=demo_config(),
     )

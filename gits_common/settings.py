@@ -9,9 +9,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from decouple import AutoConfig
+
+if TYPE_CHECKING:
+    from gits_common.demo import DemoConfig
 
 config = AutoConfig(search_path=os.environ.get("GITS_ENV_DIR") or os.getcwd())
 
@@ -86,3 +90,17 @@ def amqp_url() -> str:
     port = config("RABBITMQ_PORT", default=5672, cast=int)
     vhost = quote(config("RABBITMQ_VHOST", default="/"), safe="")
     return f"amqp://{user}:{password}@{host}:{port}/{vhost}"
+
+
+def demo_config() -> DemoConfig:
+    """The demo generator's knobs from DEMO_* variables. data_source and the ground truth
+    collector must agree on them: they determine the demo's message ids."""
+    from gits_common.demo import DemoConfig  # numpy and pandas only for the demo's users
+
+    drift_after = config("DEMO_DRIFT_AFTER_MINUTE", default="")
+    return DemoConfig(
+        seed=config("DEMO_SEED", default=7, cast=int),
+        drift_after_minute=int(drift_after) if drift_after.strip() else None,
+        drift_shift=config("DEMO_DRIFT_SHIFT", default=40.0, cast=float),
+        ground_truth_every_minutes=config("DEMO_GROUND_TRUTH_EVERY", default=60, cast=int),
+    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gits_common.demo import DemoConfig
-from gits_common.settings import api_token, config
+from gits_common.settings import api_token, config, demo_config
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,6 @@ class Settings:
 
 def load_settings() -> Settings:
     """Settings from the environment and .env."""
-    drift_after = config("DEMO_DRIFT_AFTER_MINUTE", default="")
     return Settings(
         ml_data_api_url=config("ML_DATA_API_URL", default="http://127.0.0.1:8004"),
         api_token=api_token(),
@@ -37,10 +36,5 @@ def load_settings() -> Settings:
         overlap_seconds=config("GROUND_TRUTH_OVERLAP_SECONDS", default=600.0, cast=float),
         batch_size=config("GROUND_TRUTH_BATCH_SIZE", default=1000, cast=int),
         state_dir=Path(config("GROUND_TRUTH_STATE_DIR", default="var/ground_truth_collector")),
-        demo=DemoConfig(
-            seed=config("DEMO_SEED", default=7, cast=int),
-            drift_after_minute=int(drift_after) if drift_after.strip() else None,
-            drift_shift=config("DEMO_DRIFT_SHIFT", default=40.0, cast=float),
-            ground_truth_every_minutes=config("DEMO_GROUND_TRUTH_EVERY", default=60, cast=int),
-        ),
+        demo=demo_config(),
     )
