@@ -5,7 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 curl \
     && rm -rf /var/lib/apt/lists/*
-RUN useradd --create-home --uid 1000 gits
+RUN useradd --create-home --uid 1000 gits && mkdir /state && chown gits /state
 WORKDIR /app
 
 COPY pyproject.toml constraints.txt README.md ./
