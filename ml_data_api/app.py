@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from gits_common import errors
 from gits_common.http import create_api
-from ml_data_api.db import Database
+from gits_common.postgres import Database
 from ml_data_api.routes import router
 from ml_data_api.schemas import Health
 from ml_data_api.service import MlData

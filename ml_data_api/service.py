@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from gits_common import errors
+from gits_common.postgres import Database
 from gits_common.schemas import ColumnType, Table, UseCase
 from gits_common.values import Records, records_validator
 from ml_data_api import store
-from ml_data_api.db import Database
 from ml_data_api.rows import row_validator, validate_rows
 from ml_data_api.schemas import InsertResult, LabelResult, UseCaseRead
 from ml_data_api.tables import fields, table_name
