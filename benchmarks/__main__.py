@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import ml_data_api_inserts, pipeline_throughput
+from benchmarks import ml_data_api_inserts, monitoring_reports, pipeline_throughput
 
 BENCHMARKS = {
     "ml_data_api_inserts": ml_data_api_inserts,
+    "monitoring_reports": monitoring_reports,
     "pipeline_throughput": pipeline_throughput,
 }
 

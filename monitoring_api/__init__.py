@@ -1,1 +1,2 @@
-"""monitoring_api: not built yet; issue #4 delivers it (see ARCHITECTURE.md for its role)."""
+"""monitoring_api: reports, metric history and alerts on production data against the
+reference data, read through ml_data_api; models through queue_manager."""

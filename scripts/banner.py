@@ -12,6 +12,7 @@ config = AutoConfig(search_path=".")
 SERVICES = [
     ("queue_manager", "QUEUE_MANAGER_PORT", 8001),
     ("ml_data_api", "ML_DATA_API_PORT", 8004),
+    ("monitoring_api", "MONITORING_API_PORT", 8005),
 ]
 
 

@@ -1,0 +1,106 @@
+"""One point of the metric history as plain functions over DataFrames: drift of every
+feature, realised performance, and which thresholds the point crosses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from gits_common.schemas import UseCase
+from monitoring_api import drift, performance
+from monitoring_api.frames import PREDICTION, feature_roles, labelled
+from monitoring_api.schemas import Thresholds
+
+DRIFT_SHARE = "drift_share"
+DRIFT_SCORE = "drift_score"  # one value per feature
+
+Value = tuple[str, str | None, float]  # (metric, feature or None, value)
+
+
+@dataclass(frozen=True)
+class Point:
+    """What one history point measured."""
+
+    values: list[Value]
+    rows: int
+    labelled_rows: int
+
+
+def scored_rows(use_case: UseCase, window: pd.DataFrame) -> pd.DataFrame:
+    """The window's rows that have both a true label and a prediction."""
+    done = labelled(use_case, window)
+    return done[done[PREDICTION].notna()] if PREDICTION in done else done.iloc[0:0]
+
+
+def compute(
+    use_case: UseCase,
+    window: pd.DataFrame,
+    reference: pd.DataFrame,
+    *,
+    min_labelled: int,
+    reference_predictions: pd.Series | None,
+) -> Point:
+    """Drift share and drift scores of the window against the reference; with at least
+    `min_labelled` scored rows, realised performance, and with the model's predictions
+    on the reference, its primary metric there (`reference_mae`, `reference_accuracy`)."""
+    scores = drift.scores(
+        drift.drift_report(window, reference, feature_roles(use_case), full=False)
+    )
+    values: list[Value] = [(DRIFT_SHARE, None, drift.summary(scores)["drift_share"])]
+    values += [(DRIFT_SCORE, feature, score) for feature, score in scores.items()]
+    scored = scored_rows(use_case, window)
+    if len(scored) >= min_labelled:
+        values += _performance(use_case, scored, reference, reference_predictions)
+    return Point(values, len(window), len(scored))
+
+
+def _performance(
+    use_case: UseCase,
+    scored: pd.DataFrame,
+    reference: pd.DataFrame,
+    reference_predictions: pd.Series | None,
+) -> list[Value]:
+    """Realised performance, and the model's primary metric on the reference."""
+    task = use_case.task
+    if use_case.target is None or task not in performance.HISTORY_METRICS:
+        return []
+    target = use_case.target.name
+    realised = performance.evaluate(task, scored[target], scored[PREDICTION])
+    values: list[Value] = [
+        (name, None, value)
+        for name in performance.HISTORY_METRICS[task]
+        if (value := realised[name]) is not None
+    ]
+    if reference_predictions is not None:
+        primary, _ = performance.PRIMARY[task]
+        expected = performance.evaluate(task, reference[target], reference_predictions)
+        if (value := expected[primary]) is not None:
+            values.append((f"reference_{primary}", None, value))
+    return values
+
+
+def crossings(use_case: UseCase, values: list[Value], limits: Thresholds) -> list[dict[str, Any]]:
+    """The alerts a point's values raise against the thresholds (before any cool-down)."""
+    found: list[dict[str, Any]] = []
+    limit_of = {DRIFT_SHARE: limits.drift_share, DRIFT_SCORE: limits.feature_drift_score}
+    for metric, feature, value in values:
+        limit = limit_of.get(metric)
+        if limit is not None and value >= limit:  # at the threshold counts, as in Evidently
+            found.append(_alert(metric, feature, value, limit))
+    if limits.performance_drop is not None and use_case.task in performance.PRIMARY:
+        primary, _ = performance.PRIMARY[use_case.task]
+        by_name = {metric: value for metric, feature, value in values if feature is None}
+        realised, expected = by_name.get(primary), by_name.get(f"reference_{primary}")
+        if realised is not None and expected is not None:
+            boundary = performance.dropped(
+                use_case.task, realised, expected, limits.performance_drop
+            )
+            if boundary is not None:
+                found.append(_alert(primary, None, realised, boundary))
+    return found
+
+
+def _alert(metric: str, feature: str | None, value: float, threshold: float) -> dict[str, Any]:
+    return {"metric": metric, "feature": feature, "value": value, "threshold": threshold}

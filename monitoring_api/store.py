@@ -1,0 +1,246 @@
+"""Every query monitoring_api runs, on its own tables: the metric history, thresholds and
+alerts. Functions take a connection and keyword arguments; values always as parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg2 import sql
+from psycopg2.extensions import connection as Connection
+from psycopg2.extras import execute_values
+
+SCHEMA_LOCK = 0x6A176  # pg_advisory_xact_lock key serialising DDL between replicas
+METRICS = sql.Identifier("monitoring_metrics")
+THRESHOLDS = sql.Identifier("monitoring_thresholds")
+ALERTS = sql.Identifier("monitoring_alerts")
+THRESHOLD_COLUMNS = ("drift_share", "feature_drift_score", "performance_drop", "webhook_url")
+ALERT_COLUMNS = (
+    "id",
+    "use_case",
+    "time",
+    "metric",
+    "feature",
+    "value",
+    "threshold",
+    "delivery",
+    "delivery_detail",
+)
+
+
+def ensure_schema(*, conn: Connection) -> bool:
+    """Create the tables if missing; True when the metric history is a hypertable."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        cur.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+        (timescaledb,) = cur.fetchone() or (False,)
+        _create_metrics(cur, hypertable=bool(timescaledb))
+        _create_thresholds_and_alerts(cur)
+    return bool(timescaledb)
+
+
+def _create_metrics(cur: Any, *, hypertable: bool) -> None:
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE IF NOT EXISTS {} (
+                   use_case text NOT NULL,
+                   time timestamptz NOT NULL,
+                   metric text NOT NULL,
+                   feature text,
+                   value double precision NOT NULL)"""
+        ).format(METRICS)
+    )
+    if hypertable:
+        cur.execute(
+            "SELECT create_hypertable(%s, 'time', if_not_exists => TRUE, migrate_data => TRUE)",
+            (METRICS.string,),
+        )
+    cur.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (use_case, time DESC)").format(
+            sql.Identifier(f"{METRICS.string}_use_case_time_idx"), METRICS
+        )
+    )
+
+
+def _create_thresholds_and_alerts(cur: Any) -> None:
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE IF NOT EXISTS {} (
+                   use_case text PRIMARY KEY,
+                   drift_share double precision,
+                   feature_drift_score double precision,
+                   performance_drop double precision,
+                   webhook_url text,
+                   updated_at timestamptz NOT NULL DEFAULT now())"""
+        ).format(THRESHOLDS)
+    )
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE IF NOT EXISTS {} (
+                   id bigserial PRIMARY KEY,
+                   use_case text NOT NULL,
+                   time timestamptz NOT NULL,
+                   metric text NOT NULL,
+                   feature text,
+                   value double precision NOT NULL,
+                   threshold double precision NOT NULL,
+                   delivery text NOT NULL,
+                   delivery_detail text)"""
+        ).format(ALERTS)
+    )
+    cur.execute(
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {} ON {} (use_case, metric, feature, time DESC)"
+        ).format(sql.Identifier(f"{ALERTS.string}_key_idx"), ALERTS)
+    )
+
+
+def lock_use_case(*, conn: Connection, use_case: str) -> None:
+    """Serialise history points of one use case until the transaction ends, so two
+    replicas cannot both raise the same alert inside its cool-down."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (SCHEMA_LOCK, use_case))
+
+
+def insert_metrics(
+    *,
+    conn: Connection,
+    use_case: str,
+    time: datetime,
+    values: Sequence[tuple[str, str | None, float]],
+) -> int:
+    """Store one history point's (metric, feature, value) rows."""
+    with conn.cursor() as cur:
+        execute_values(
+            cur,
+            sql.SQL("INSERT INTO {} (use_case, time, metric, feature, value) VALUES %s")
+            .format(METRICS)
+            .as_string(conn),
+            [(use_case, time, metric, feature, value) for metric, feature, value in values],
+        )
+        return int(cur.rowcount)
+
+
+def select_metrics(
+    *,
+    conn: Connection,
+    use_case: str,
+    start: datetime | None,
+    end: datetime | None,
+    metric: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The newest `limit` history values in [start, end), oldest first."""
+    conditions = [sql.SQL("use_case = %s")]
+    params: list[Any] = [use_case]
+    for clause, value in (("time >= %s", start), ("time < %s", end), ("metric = %s", metric)):
+        if value is not None:
+            conditions.append(sql.SQL(clause))
+            params.append(value)
+    query = sql.SQL(
+        "SELECT time, metric, feature, value FROM {} WHERE {} "
+        "ORDER BY time DESC, metric, feature LIMIT %s"
+    ).format(METRICS, sql.SQL(" AND ").join(conditions))
+    with conn.cursor() as cur:
+        cur.execute(query, [*params, limit])
+        found = [
+            {"time": t, "metric": m, "feature": f, "value": v} for t, m, f, v in cur.fetchall()
+        ]
+    return found[::-1]
+
+
+def select_thresholds(*, conn: Connection, use_case: str) -> dict[str, Any] | None:
+    """A use case's stored thresholds, or None when it has never set any."""
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE use_case = %s").format(
+                _columns(THRESHOLD_COLUMNS), THRESHOLDS
+            ),
+            (use_case,),
+        )
+        row = cur.fetchone()
+    return None if row is None else dict(zip(THRESHOLD_COLUMNS, row, strict=True))
+
+
+def save_thresholds(*, conn: Connection, use_case: str, thresholds: dict[str, Any]) -> None:
+    """Replace a use case's thresholds."""
+    values = [thresholds[c] for c in THRESHOLD_COLUMNS]
+    updates = sql.SQL(", ").join(
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+        for c in THRESHOLD_COLUMNS
+    )
+    query = sql.SQL(
+        "INSERT INTO {} (use_case, {}) VALUES (%s, {}) "
+        "ON CONFLICT (use_case) DO UPDATE SET {}, updated_at = now()"
+    ).format(
+        THRESHOLDS,
+        _columns(THRESHOLD_COLUMNS),
+        sql.SQL(", ").join(sql.Placeholder() for _ in values),
+        updates,
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, (use_case, *values))
+
+
+def alerted_since(
+    *, conn: Connection, use_case: str, since: datetime
+) -> set[tuple[str, str | None]]:
+    """The (metric, feature) pairs of the use case that raised an alert since `since`."""
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT DISTINCT metric, feature FROM {} WHERE use_case = %s AND time >= %s"
+            ).format(ALERTS),
+            (use_case, since),
+        )
+        return {(metric, feature) for metric, feature in cur.fetchall()}
+
+
+def insert_alerts(
+    *, conn: Connection, use_case: str, time: datetime, alerts: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Store alerts ({metric, feature, value, threshold, delivery}); returns them stored."""
+    if not alerts:
+        return []
+    rows = [
+        (use_case, time, a["metric"], a["feature"], a["value"], a["threshold"], a["delivery"])
+        for a in alerts
+    ]
+    with conn.cursor() as cur:
+        query = sql.SQL(
+            "INSERT INTO {} (use_case, time, metric, feature, value, threshold, delivery) "
+            "VALUES %s RETURNING {}"
+        ).format(ALERTS, _columns(ALERT_COLUMNS))
+        stored = execute_values(cur, query.as_string(conn), rows, fetch=True)
+    return [dict(zip(ALERT_COLUMNS, row, strict=True)) for row in stored]
+
+
+def update_delivery(*, conn: Connection, alert_id: int, delivery: str, detail: str) -> None:
+    """Record how an alert's webhook delivery went."""
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("UPDATE {} SET delivery = %s, delivery_detail = %s WHERE id = %s").format(
+                ALERTS
+            ),
+            (delivery, detail, alert_id),
+        )
+
+
+def select_alerts(
+    *, conn: Connection, use_case: str, since: datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    """The newest `limit` alerts of a use case since `since`, oldest first."""
+    condition = sql.SQL("AND time >= %s" if since is not None else "")
+    params = [use_case, *([since] if since is not None else []), limit]
+    query = sql.SQL(
+        "SELECT {} FROM {} WHERE use_case = %s {} ORDER BY time DESC, id DESC LIMIT %s"
+    ).format(_columns(ALERT_COLUMNS), ALERTS, condition)
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        found = [dict(zip(ALERT_COLUMNS, row, strict=True)) for row in cur.fetchall()]
+    return found[::-1]
+
+
+def _columns(names: Sequence[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)

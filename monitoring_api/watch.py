@@ -1,0 +1,254 @@
+"""The metric history: points computed on a schedule (or on demand), thresholds checked on
+each, alerts recorded with a cool-down and POSTed to the use case's webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import pandas as pd
+from psycopg2.extensions import connection as Connection
+from pydantic import AnyHttpUrl
+
+from gits_common import errors
+from gits_common.postgres import Database
+from gits_common.schemas import Table, UseCase
+from monitoring_api import store
+from monitoring_api.frames import Window, before, fingerprint, most_common_model
+from monitoring_api.history import Point, compute, crossings, scored_rows
+from monitoring_api.models import Models, ModelUnavailable
+from monitoring_api.schemas import AlertRead, HistoryRead, MetricRead, PointRead, Thresholds
+from monitoring_api.service import predict
+from monitoring_api.sources import Sources, WindowQuery
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """How history points are taken and alerts raised."""
+
+    window_rows: int
+    min_rows: int
+    min_labelled: int
+    cooldown: timedelta
+    webhook_timeout: float
+    defaults: Thresholds  # for use cases that set none of their own
+
+
+class Watch:
+    """History points, thresholds and alerts of every use case."""
+
+    def __init__(self, db: Database, sources: Sources, models: Models, config: WatchSettings):
+        self.db = db
+        self.sources = sources
+        self.models = models
+        self.config = config
+        self.webhooks = httpx.AsyncClient(timeout=config.webhook_timeout)
+        self._last_seen: dict[str, str] = {}  # use case -> fingerprint of its last point's data
+        self.timescaledb: bool | None = None
+
+    def prepare(self) -> bool:
+        """Create monitoring_api's tables if needed (blocking); True on TimescaleDB."""
+        if self.timescaledb is None:
+            self.timescaledb = self.db.run(lambda conn: store.ensure_schema(conn=conn))
+            if self.timescaledb:
+                log.info("TimescaleDB found: the metric history is a hypertable")
+            else:
+                log.info(
+                    "TimescaleDB not installed: the metric history is a plain table with a "
+                    "(use_case, time) index"
+                )
+        return self.timescaledb
+
+    async def thresholds(self, name: str) -> Thresholds:
+        """A use case's thresholds (MONITORING_DEFAULT_* until it sets its own)."""
+        await self.sources.use_case(name)
+        return await self._limits(name)
+
+    async def _limits(self, name: str) -> Thresholds:
+        found = await self._run(lambda conn: store.select_thresholds(conn=conn, use_case=name))
+        return self.config.defaults if found is None else Thresholds.model_validate(found)
+
+    async def set_thresholds(self, name: str, limits: Thresholds) -> Thresholds:
+        """Replace a use case's thresholds."""
+        await self.sources.use_case(name)
+        stored = limits.model_dump(mode="json")
+        await self._run(
+            lambda conn: store.save_thresholds(conn=conn, use_case=name, thresholds=stored)
+        )
+        return limits
+
+    async def history(
+        self, name: str, *, start: datetime | None, end: datetime | None, metric: str | None
+    ) -> HistoryRead:
+        """The stored values of a use case, oldest first (the newest 100,000 at most)."""
+        found = await self._run(
+            lambda conn: store.select_metrics(
+                conn=conn, use_case=name, start=start, end=end, metric=metric, limit=100_000
+            )
+        )
+        return HistoryRead(use_case=name, values=[MetricRead(**row) for row in found])
+
+    async def alerts(self, name: str, *, since: datetime | None) -> list[AlertRead]:
+        """A use case's alerts, oldest first (the newest 10,000 at most)."""
+        found = await self._run(
+            lambda conn: store.select_alerts(conn=conn, use_case=name, since=since, limit=10_000)
+        )
+        return [AlertRead(**row) for row in found]
+
+    async def run_point(self, name: str) -> PointRead:
+        """Compute, store and check one history point of a use case now."""
+        point = await self._point(await self.sources.use_case(name), only_if_changed=False)
+        assert point is not None  # only a scheduled point is skipped
+        return point
+
+    async def run_forever(self, interval: float) -> None:
+        """Take a point of every use case with production rows, every `interval` seconds."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.tick()
+
+    async def tick(self) -> None:
+        """One scheduled pass; a failure is logged and the next use case goes on."""
+        try:
+            use_cases = await self.sources.ml_data.use_cases()
+        except errors.Unavailable as exc:
+            log.warning("no history points this time: %s", exc.detail)
+            return
+        for use_case in use_cases:
+            try:
+                await self._point(use_case, only_if_changed=True)
+            except errors.InvalidInput as exc:
+                log.debug("no history point for %s: %s", use_case.name, exc.detail)
+            except errors.GitsError as exc:
+                log.warning("history point of %s failed: %s", use_case.name, exc.detail)
+            except Exception:  # the loop must outlive any one use case's surprise
+                log.exception("history point of %s failed", use_case.name)
+
+    async def _point(self, use_case: UseCase, *, only_if_changed: bool) -> PointRead | None:
+        window = await self.sources.production(use_case, WindowQuery(last=self.config.window_rows))
+        self._check_rows(window, "production rows")
+        seen = await asyncio.to_thread(fingerprint, window.frame)
+        if only_if_changed and self._last_seen.get(use_case.name) == seen:
+            return None  # no new rows or labels since the last point: do not repeat it
+        reference = await self.sources.reference(use_case, Table.training)
+        reference = before(use_case, reference, window)
+        self._check_rows(reference, "training rows")
+        predictions = await self._reference_predictions(use_case, window, reference)
+        point = await asyncio.to_thread(
+            compute,
+            use_case,
+            window.frame,
+            reference.frame,
+            min_labelled=self.config.min_labelled,
+            reference_predictions=predictions,
+        )
+        now = datetime.now(UTC)
+        alerts = await self._store(use_case, now, point)
+        self._last_seen[use_case.name] = seen
+        return PointRead(
+            use_case=use_case.name,
+            time=now,
+            rows=point.rows,
+            labelled_rows=point.labelled_rows,
+            window_start=window.start or "",
+            window_end=window.end or "",
+            values=[MetricRead(time=now, metric=m, feature=f, value=v) for m, f, v in point.values],
+            alerts=alerts,
+        )
+
+    async def _store(self, use_case: UseCase, now: datetime, point: Point) -> list[AlertRead]:
+        """Store the point, raise the alerts it crosses into, and deliver them."""
+        limits = await self._limits(use_case.name)
+        crossed = crossings(use_case, point.values, limits)
+        delivery = "pending" if limits.webhook_url else "none"
+        alerts = await self._run(
+            lambda conn: self._record(conn, use_case, now, point, crossed, delivery)
+        )
+        return list(await asyncio.gather(*(self._deliver(a, limits.webhook_url) for a in alerts)))
+
+    def _check_rows(self, found: Window, what: str) -> None:
+        if found.rows < self.config.min_rows:
+            raise errors.InvalidInput(
+                f"too little data: {found.rows} {what}, a history point needs at least "
+                f"{self.config.min_rows} (MONITORING_MIN_ROWS)"
+            )
+
+    async def _reference_predictions(
+        self, use_case: UseCase, window: Window, reference: Window
+    ) -> pd.Series | None:
+        """The model's predictions on the training rows, when the point will record
+        realised performance and the model can be had; else None."""
+        scored = scored_rows(use_case, window.frame)
+        label = most_common_model(window.frame)
+        if len(scored) < self.config.min_labelled or label is None:
+            return None
+        try:
+            model = await self.models.get(label)
+            return await asyncio.to_thread(predict, use_case, model, reference.frame)
+        except (ModelUnavailable, errors.Unavailable) as exc:
+            log.warning("%s: no reference performance this point: %s", use_case.name, exc)
+            return None
+
+    def _record(
+        self,
+        conn: Connection,
+        use_case: UseCase,
+        now: datetime,
+        point: Point,
+        crossed: list[dict[str, Any]],
+        delivery: str,
+    ) -> list[AlertRead]:
+        """Store the point and the alerts not in their cool-down, in one transaction."""
+        name = use_case.name
+        store.lock_use_case(conn=conn, use_case=name)
+        store.insert_metrics(conn=conn, use_case=name, time=now, values=point.values)
+        recent = store.alerted_since(conn=conn, use_case=name, since=now - self.config.cooldown)
+        new = [
+            {**a, "delivery": delivery}
+            for a in crossed
+            if (a["metric"], a["feature"]) not in recent
+        ]
+        stored = store.insert_alerts(conn=conn, use_case=name, time=now, alerts=new)
+        return [AlertRead(**row) for row in stored]
+
+    async def _deliver(self, alert: AlertRead, url: AnyHttpUrl | None) -> AlertRead:
+        """POST the alert to the webhook; the outcome is recorded on the alert, never raised."""
+        if url is None:
+            return alert
+        payload = alert.model_dump(mode="json", exclude={"delivery", "delivery_detail"})
+        try:
+            response = await self.webhooks.post(str(url), json=payload)
+            delivered = response.is_success
+            detail = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            delivered, detail = False, f"{type(exc).__name__}: {exc}"[:500]
+        if not delivered:
+            log.warning(
+                "alert %d of %s not delivered to its webhook: %s", alert.id, alert.use_case, detail
+            )
+        status = "delivered" if delivered else "failed"
+        await self._run(
+            lambda conn: store.update_delivery(
+                conn=conn, alert_id=alert.id, delivery=status, detail=detail
+            )
+        )
+        return alert.model_copy(update={"delivery": status, "delivery_detail": detail})
+
+    async def _run(self, work: Callable[[Connection], T]) -> T:
+        def prepared() -> T:
+            self.prepare()  # the tables exist before the first query, even if PostgreSQL
+            return self.db.run(work)  # was down when the service started
+
+        return await asyncio.to_thread(prepared)
+
+    async def close(self) -> None:
+        """Close the webhook client."""
+        await self.webhooks.aclose()
