@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
 def _watch_settings(settings: Settings) -> WatchSettings:
     return WatchSettings(
         window_rows=settings.window_rows,
-        min_rows=settings.min_rows,
+        min_rows=settings.min_window_rows,
         min_labelled=settings.min_labelled,
         cooldown=timedelta(seconds=settings.alert_cooldown_seconds),
         webhook_timeout=settings.webhook_timeout_seconds,

@@ -20,6 +20,7 @@ class Settings:
     pool_min: int
     pool_max: int
     min_rows: int  # fewer current rows than this answer 422: drift on a handful is noise
+    min_window_rows: int  # a history point needs more: its alerts must not be noise
     reference_rows: int  # the newest rows of the reference table a report compares with
     max_rows: int  # most rows one window may hold (ml_data_api's read limit)
     report_cache_size: int
@@ -44,6 +45,7 @@ def load_settings() -> Settings:
         pool_min=config("MONITORING_API_POOL_MIN", default=1, cast=int),
         pool_max=config("MONITORING_API_POOL_MAX", default=4, cast=int),
         min_rows=config("MONITORING_MIN_ROWS", default=30, cast=int),
+        min_window_rows=config("MONITORING_MIN_WINDOW_ROWS", default=500, cast=int),
         reference_rows=config("MONITORING_REFERENCE_ROWS", default=10_000, cast=int),
         max_rows=config("MONITORING_MAX_ROWS", default=100_000, cast=int),
         report_cache_size=config("MONITORING_REPORT_CACHE_SIZE", default=32, cast=int),

@@ -178,7 +178,7 @@ class Watch:
         if found.rows < self.config.min_rows:
             raise errors.InvalidInput(
                 f"too little data: {found.rows} {what}, a history point needs at least "
-                f"{self.config.min_rows} (MONITORING_MIN_ROWS)"
+                f"{self.config.min_rows} (MONITORING_MIN_WINDOW_ROWS)"
             )
 
     async def _reference_predictions(

@@ -87,6 +87,7 @@ def monitoring_settings(apis: dict[str, str], **changes: Any) -> Settings:
         queue_manager_url=apis["queue_manager"],
         interval_seconds=0,
         window_rows=300,
+        min_window_rows=30,
         # Pinned, so that no developer's .env changes what the tests expect.
         default_drift_share=0.5,
         default_feature_drift_score=None,

@@ -245,3 +245,20 @@ def wait_for_points(client, name):
         assert time.monotonic() < deadline, f"no scheduled point of {name} within a minute"
         time.sleep(0.1)
     return values
+
+
+def test_a_history_point_on_too_few_rows_is_refused_rather_than_alerting(apis, auth, stage):
+    # Given 100 production rows, far off the reference, and a history that wants 200
+    use_case = stage.use_case("few")
+    readings = sampled(DEMO).iloc[:100]
+    stage.produce(use_case, readings.assign(**{f: readings[f] * 1.2 for f in FEATURES}))
+    app = create_app(monitoring_settings(apis, min_window_rows=200))
+
+    with TestClient(app, headers=auth) as client:
+        response = client.post(f"/monitoring_api/use_cases/{use_case.name}/history/run")
+        alerts = client.get(f"/monitoring_api/use_cases/{use_case.name}/alerts").json()
+
+    # Then no point is taken and nothing alerts: 100 rows are too few to judge drift
+    assert response.status_code == 422
+    assert "needs at least 200 (MONITORING_MIN_WINDOW_ROWS)" in response.json()["detail"]
+    assert alerts == []
