@@ -9,8 +9,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import psycopg2
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from psycopg2.extensions import connection as Connection
 from psycopg2.pool import ThreadedConnectionPool
+from pydantic import BaseModel
 
 from gits_common.errors import Unavailable
 
@@ -94,3 +97,28 @@ class Database:
             if self._pool is not None:
                 self._pool.closeall()
                 self._pool = None
+
+
+class Health(BaseModel):
+    """A PostgreSQL-backed service's state, as its open /health route reports it."""
+
+    status: str
+    database: str
+    timescaledb: bool | None = None
+
+
+def add_health_route(app: FastAPI, db: Database, prepare: Callable[[], bool]) -> None:
+    """GET /health, open to all: 200 when the database answers and the service's tables
+    are ready (`prepare` returns whether TimescaleDB is there), 503 when not."""
+
+    @app.get("/health", response_model=Health, tags=["health"])
+    def health() -> JSONResponse:
+        try:
+            db.ping()
+            timescaledb = prepare()
+        except Unavailable as exc:
+            body = Health(status="degraded", database=f"unavailable: {exc.detail}")
+            return JSONResponse(body.model_dump(), status_code=503)
+        return JSONResponse(
+            Health(status="ok", database="up", timescaledb=timescaledb).model_dump()
+        )

@@ -8,13 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from gits_common import errors
 from gits_common.http import create_api
-from gits_common.postgres import Database
+from gits_common.postgres import Database, add_health_route
 from ml_data_api.routes import router
-from ml_data_api.schemas import Health
 from ml_data_api.service import MlData
 from ml_data_api.settings import Settings
 
@@ -51,17 +49,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.ml_data = ml_data
 
-    @app.get("/health", response_model=Health, tags=["health"])
-    def health() -> JSONResponse:
-        """Open to all: 200 when the database answers, 503 when it does not."""
-        try:
-            db.ping()
-            ml_data.prepare()
-        except errors.Unavailable as exc:
-            body = Health(status="degraded", database=f"unavailable: {exc.detail}")
-            return JSONResponse(body.model_dump(), status_code=503)
-        return JSONResponse(
-            Health(status="ok", database="up", timescaledb=ml_data.timescaledb).model_dump()
-        )
+    add_health_route(app, db, ml_data.prepare)
 
     return app

@@ -75,11 +75,3 @@ class LegacyInsert(BaseModel):
     use_case: str | None = Field(
         default=None, description="Defaults to ML_DATA_API_DEFAULT_USE_CASE"
     )
-
-
-class Health(BaseModel):
-    """Service and database state."""
-
-    status: str
-    database: str
-    timescaledb: bool | None = None

@@ -11,15 +11,14 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from gits_common import errors
 from gits_common.clients import ApiClient, MlDataClient, QueueManagerClient
 from gits_common.http import Lifespan, create_api
-from gits_common.postgres import Database
+from gits_common.postgres import Database, add_health_route
 from monitoring_api.models import Models
 from monitoring_api.routes import router
-from monitoring_api.schemas import Health, Thresholds
+from monitoring_api.schemas import Thresholds
 from monitoring_api.service import ReportService
 from monitoring_api.settings import Settings
 from monitoring_api.sources import Sources
@@ -60,18 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.reports = reports
     app.state.watch = watch
 
-    @app.get("/health", response_model=Health, tags=["health"])
-    def health() -> JSONResponse:
-        """Open to all: 200 when the database answers, 503 when it does not."""
-        try:
-            db.ping()
-            watch.prepare()
-        except errors.Unavailable as exc:
-            body = Health(status="degraded", database=f"unavailable: {exc.detail}")
-            return JSONResponse(body.model_dump(), status_code=503)
-        return JSONResponse(
-            Health(status="ok", database="up", timescaledb=watch.timescaledb).model_dump()
-        )
+    add_health_route(app, db, watch.prepare)
 
     return app
 

@@ -100,11 +100,3 @@ class PointRead(BaseModel):
     window_end: str
     values: list[MetricRead]
     alerts: list[AlertRead]
-
-
-class Health(BaseModel):
-    """Service and database state."""
-
-    status: str
-    database: str
-    timescaledb: bool | None = None
