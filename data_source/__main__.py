@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import logging
-import signal
 import sys
 from datetime import UTC, datetime
 
@@ -23,6 +21,7 @@ from data_source.publisher import PublishInterrupted, Stream, messages, publish
 from data_source.settings import Settings, load_settings
 from gits_common.amqp import declare_sensor_exchange
 from gits_common.demo import PRODUCT_QUALITY, generate
+from gits_common.lifecycle import pause, stop_on_signals
 from gits_common.settings import configure_logging
 
 log = logging.getLogger("data_source")
@@ -53,9 +52,7 @@ def parse_args(argv: list[str], settings: Settings) -> argparse.Namespace:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Publish until done or signalled, reconnecting when the broker goes away; returns
     how many messages were confirmed."""
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     production = generate(settings.demo).production
     stream = messages(
         production, PRODUCT_QUALITY, routing_key=args.routing_key, loop=args.loop, run=args.run
@@ -73,8 +70,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             log.warning("broker connection lost after %d messages; reconnecting", sent)
         except (aio_pika.exceptions.AMQPException, OSError) as exc:
             log.warning("cannot reach RabbitMQ (%r); retrying", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=2.0)
+        await pause(stop, 2.0)
     log.info("published %d messages", sent)
     return sent
 

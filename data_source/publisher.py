@@ -4,7 +4,6 @@ paced to a rate. A message nobody's queue would take waits until a service is bo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -17,6 +16,7 @@ import aio_pika
 import pandas as pd
 from aio_pika.abc import AbstractExchange
 
+from gits_common.lifecycle import pause
 from gits_common.schemas import UseCase
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,5 @@ async def publish(
             log.info("published %d messages (%.1f/s)", sent, sent / (last_report - started))
         wait = started + sent / rate - time.monotonic()
         if wait > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+            await pause(stop, wait)
     return sent

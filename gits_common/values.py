@@ -16,9 +16,9 @@ Kind = ColumnType | Literal["time"]
 Records = TypeAdapter[list[dict[str, Any]]]
 
 
-def _as_utc(value: datetime) -> datetime:
-    """Timestamps without a zone are taken as UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def as_utc(value: datetime) -> datetime:
+    """A timestamp in UTC; one without a zone is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # Numbers, booleans and texts are strict: "1.5" is not a float, true is not a number.
@@ -27,7 +27,7 @@ VALUE_TYPES: dict[Kind, Any] = {
     ColumnType.int: Annotated[int, Strict()],
     ColumnType.bool: Annotated[bool, Strict()],
     ColumnType.text: Annotated[str, Strict()],
-    "time": Annotated[datetime, AfterValidator(_as_utc)],
+    "time": Annotated[datetime, AfterValidator(as_utc)],
 }
 
 

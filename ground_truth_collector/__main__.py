@@ -5,14 +5,13 @@ GROUND_TRUTH_INTERVAL_SECONDS, and add those rows to the training table."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
-import signal
 from datetime import timedelta
 
 from gits_common import errors
 from gits_common.clients import MlDataClient
+from gits_common.lifecycle import pause, stop_on_signals
 from gits_common.schemas import UseCase
 from gits_common.settings import configure_logging
 from ground_truth_collector.collector import Collector, Cursor
@@ -24,9 +23,7 @@ log = logging.getLogger("ground_truth_collector")
 
 async def main(settings: Settings) -> None:
     """Collect until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     client = MlDataClient(settings.ml_data_api_url, settings.api_token)
     try:
         use_case = await _registered(client, settings.use_case, stop)
@@ -60,8 +57,7 @@ async def _registered(client: MlDataClient, name: str, stop: asyncio.Event) -> U
         except (errors.NotFound, errors.Unavailable) as exc:
             if attempt % 15 == 0:
                 log.info("waiting for use case %s: %s", name, exc.detail)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=2.0)
+        await pause(stop, 2.0)
         if stop.is_set():
             return None
     return None

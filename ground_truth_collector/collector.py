@@ -5,7 +5,6 @@ batch, and only rows still without a label are read again, so none is sent twice
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from gits_common import errors
 from gits_common.clients import MlDataClient
+from gits_common.lifecycle import pause
 from gits_common.schemas import Table
 from ground_truth_collector.sources import LabelSource
 
@@ -92,5 +92,4 @@ class Collector:
                     log.info("sent %d label(s) for %s", sent, self.use_case)
             except (errors.Unavailable, errors.NotFound) as exc:
                 log.warning("could not collect labels: %s", exc.detail)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+            await pause(stop, interval)

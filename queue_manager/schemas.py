@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, Json, StringConstraints
 
 from gits_common.schemas import Task
+from gits_common.values import as_utc
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 # Algorithm and service names become file names and RabbitMQ queue names.
@@ -33,12 +34,7 @@ def _version(value: Any) -> Any:
 VersionRef = Annotated[int | Literal["latest"], BeforeValidator(_version)]
 
 
-def _as_utc(value: datetime) -> datetime:
-    """Timestamps without a zone are taken as UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+Timestamp = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class AlgorithmCreate(BaseModel):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
 from gits_common.clients import MlDataClient, QueueManagerClient
+from gits_common.lifecycle import stop_on_signals
 from gits_common.settings import configure_logging
 from workers.consumer import Consumer
 from workers.handler import Handler
@@ -26,10 +26,7 @@ log = logging.getLogger("workers")
 
 async def consume(settings: Settings) -> None:
     """Run one replica until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     queue_manager = QueueManagerClient(settings.queue_manager_url, settings.api_token)
     ml_data = MlDataClient(settings.ml_data_api_url, settings.api_token)
     models = ModelCache(settings.service_name, queue_manager, ml_data)

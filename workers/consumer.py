@@ -6,7 +6,6 @@ delivery acked, dead-lettered or requeued as the handler decided."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from typing import Any
@@ -17,6 +16,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from gits_common import errors
 from gits_common.amqp import declare_model_events_exchange, declare_service_queue
 from gits_common.clients import QueueManagerClient
+from gits_common.lifecycle import pause
 from workers.handler import Delivery, Handler, Outcome
 from workers.models import ModelCache
 from workers.settings import Settings
@@ -49,7 +49,7 @@ class Consumer:
                 delay = 1.0
             except (aio_pika.exceptions.AMQPException, ConnectionError, OSError) as exc:
                 log.warning("broker connection lost (%r); reconnecting in %.0fs", exc, delay)
-                await _wait(stop, delay)
+                await pause(stop, delay)
                 delay = min(delay * 2, 30.0)
 
     async def _session(self, stop: asyncio.Event) -> None:
@@ -96,7 +96,7 @@ class Consumer:
                         self.settings.service_name,
                         exc.detail,
                     )
-                await _wait(stop, 2.0)
+                await pause(stop, 2.0)
         return None
 
     async def _follow_model_changes(self, channel: AbstractChannel) -> None:
@@ -152,7 +152,7 @@ class Consumer:
     async def _refresh_binding(self, stop: asyncio.Event) -> None:
         """Re-check the binding now and then, in case a change event was missed."""
         while not stop.is_set():
-            await _wait(stop, self.settings.binding_refresh_seconds)
+            await pause(stop, self.settings.binding_refresh_seconds)
             self.models.mark_stale()
 
 
@@ -170,9 +170,3 @@ async def _next(
         return getter.result()
     getter.cancel()
     return None
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep, but wake at once when the worker is stopping."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

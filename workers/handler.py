@@ -17,6 +17,7 @@ import pandas as pd
 
 from gits_common import errors
 from gits_common.clients import MlDataClient, QueueManagerClient
+from gits_common.lifecycle import pause
 from gits_common.schemas import SensorRecord, Table
 from workers.models import LoadedModel, ModelCache, NoModel
 from workers.predict import Poison, features_frame, job_id, parse, payload, predict
@@ -185,8 +186,7 @@ class Handler:
                     self._attempts,
                     delay,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                await pause(self._stop, delay)
         raise AssertionError("unreachable")
 
 
