@@ -27,7 +27,7 @@ def service_env(**extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "POSTGRES_DB": f"{config('POSTGRES_DB', default='gits')}_test",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         **extra,
     }
 

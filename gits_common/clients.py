@@ -5,6 +5,7 @@ errors the API raised (NotFound, InvalidInput, ...), and a network failure or a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from typing import Any
@@ -29,6 +30,52 @@ def rows_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
+def unreachable(name: str, base_url: httpx.URL, exc: Exception) -> errors.Unavailable:
+    """The error for an API that could not be reached at all."""
+    return errors.Unavailable(f"{name} unreachable at {base_url}: {exc!r}")
+
+
+def checked(name: str, response: httpx.Response) -> httpx.Response:
+    """The response when it is a success, else the domain error the API reported (a
+    5xx or an unknown failure as `Unavailable`)."""
+    if response.is_success:
+        return response
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    default = errors.Unavailable if response.status_code >= 500 else errors.GitsError
+    kind = ERRORS_BY_STATUS.get(response.status_code, default)
+    raise kind(f"{name} answered {response.status_code}: {detail}")
+
+
+class SyncApiClient:
+    """The blocking twin of `ApiClient`, for callers without an event loop (Django)."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0, name: str) -> None:
+        self.name = name
+        self._http = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+        )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The decoded JSON answer (None for 204), or the domain error the API reported."""
+        response = self.send(method, path, **kwargs)
+        return None if response.status_code == 204 else response.json()
+
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The raw successful response, or the domain error the API reported."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise unreachable(self.name, self._http.base_url, exc) from exc
+        return checked(self.name, response)
+
+    def close(self) -> None:
+        """Close the underlying connections."""
+        self._http.close()
+
+
 class ApiClient:
     """A bearer-authenticated JSON client for one GITS API."""
 
@@ -48,18 +95,8 @@ class ApiClient:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise errors.Unavailable(
-                f"{self.name} unreachable at {self._http.base_url}: {exc!r}"
-            ) from exc
-        if response.is_success:
-            return response
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        default = errors.Unavailable if response.status_code >= 500 else errors.GitsError
-        kind = ERRORS_BY_STATUS.get(response.status_code, default)
-        raise kind(f"{self.name} answered {response.status_code}: {detail}")
+            raise unreachable(self.name, self._http.base_url, exc) from exc
+        return checked(self.name, response)
 
     async def wait_until_up(self, seconds: float) -> None:
         """Poll /health until it answers 200, or raise `Unavailable` after `seconds`."""
@@ -167,6 +204,15 @@ class QueueManagerClient(ApiClient):
         path = f"/queue_manager/algorithms/{name}/versions/{version}/file"
         response = await self.send("GET", path)
         return response.content, response.headers.get("X-Checksum-SHA256", "")
+
+    async def verified_model(self, name: str, version: int) -> tuple[dict[str, Any], bytes]:
+        """An algorithm version's record and file; `Conflict` unless the bytes match the
+        SHA-256 recorded at upload."""
+        record = await self.request("GET", f"/queue_manager/algorithms/{name}/versions/{version}")
+        content, _ = await self.download_algorithm(name, version)
+        if hashlib.sha256(content).hexdigest() != record["sha256"]:
+            raise errors.Conflict(f"model file {name}:{version} does not match its checksum")
+        return record, content
 
     async def bind_service(
         self,

@@ -1,1 +1,2 @@
-"""retraining_api: not built yet; issue #5 delivers it (see ARCHITECTURE.md for its role)."""
+"""retraining_api: retraining and explainer dashboards as background jobs, champion /
+challenger comparison, promotion and rollback through queue_manager."""

@@ -46,10 +46,20 @@ def monitoring_api_schema() -> dict[str, Any]:
     return schema
 
 
+def retraining_api_schema() -> dict[str, Any]:
+    """OpenAPI schema of retraining_api."""
+    from retraining_api.app import create_app
+    from retraining_api.settings import load_settings
+
+    schema: dict[str, Any] = create_app(load_settings()).openapi()
+    return schema
+
+
 APIS: dict[str, tuple[int, Callable[[], dict[str, Any]]]] = {
     "queue_manager": (8001, queue_manager_schema),
     "ml_data_api": (8004, ml_data_api_schema),
     "monitoring_api": (8005, monitoring_api_schema),
+    "retraining_api": (8006, retraining_api_schema),
 }
 
 

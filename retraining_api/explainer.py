@@ -1,0 +1,357 @@
+"""A static-HTML explainerdashboard for any PyCaret regression or classification model,
+built in seconds: the SHAP method and the number of explained rows follow the model."""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from explainerdashboard import ClassifierExplainer, RegressionExplainer, to_html
+from explainerdashboard.dashboard_components import (
+    ClassifierModelStatsComposite,
+    ImportancesComposite,
+    IndividualPredictionsComposite,
+    RegressionModelStatsComposite,
+    ShapDependenceComposite,
+    WhatIfComposite,
+)
+from explainerdashboard.explainer_methods import guess_shap
+from explainerdashboard.explainers import BaseExplainer
+
+from gits_common.schemas import Task, UseCase
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], None]
+
+# Their own C++ tree SHAP is exact and fast; shap refuses `approximate` for them.
+NATIVE_BOOSTERS = ("LGBMRegressor", "LGBMClassifier", "CatBoostRegressor", "CatBoostClassifier")
+# Boosted classifiers' trees add up log-odds; explaining probabilities instead needs a
+# background set and costs 40 s for 1,000 rows.
+LOGODDS_CLASSIFIERS = (
+    "LGBMClassifier",
+    "CatBoostClassifier",
+    "GradientBoostingClassifier",
+    "HistGradientBoostingClassifier",
+    "XGBClassifier",
+)
+# Kernel SHAP calls the model on (background rows x coalitions) rows per explained row,
+# and spends about 5 ms of its own. The lighter size is for models too slow to explain
+# KERNEL_MIN_ROWS rows at the first size within KERNEL_SECONDS.
+KERNEL_SIZES = ((20, 200), (10, 100))
+KERNEL_OVERHEAD_SECONDS = 0.005
+KERNEL_SECONDS = 10.0  # its share of the 30 s goal, with room for a loaded machine
+KERNEL_MIN_ROWS = 30
+KERNEL_PROBE_ROWS = 1000  # one explained row at the lighter size
+# A model this slow per call (sklearn's Gaussian process classifier on thousands of
+# rows: 2 s) leaves out the tabs that call it again and again (a PDP plot: 11 calls).
+SLOW_CALL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class ExplainerPage:
+    """A rendered dashboard and what it explains."""
+
+    html: str  # a complete static HTML page
+    rows_explained: int
+    rows_available: int
+    shap: str  # the SHAP method, for people
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ShapPlan:
+    """How one estimator's SHAP values are computed, and how the page names that."""
+
+    method: str  # explainerdashboard's `shap` argument
+    description: str
+    kwargs: dict[str, Any] = field(default_factory=dict)  # for shap's shap_values()
+    background_rows: int | None = None
+    model_output: str | None = None  # None: explainerdashboard's default
+    call_seconds: float = 0.0  # one call of the model on a batch, when measured
+
+    @property
+    def slow_model(self) -> bool:
+        """Whether the model is too slow for the tabs that call it many times."""
+        return self.call_seconds > SLOW_CALL_SECONDS
+
+
+def build_dashboard(
+    pipeline: Any,
+    frame: pd.DataFrame,
+    *,
+    use_case: UseCase,
+    title: str,
+    data_name: str,
+    max_rows: int = 1000,
+    seed: int = 7,
+    progress: Progress | None = None,
+) -> ExplainerPage:
+    """A static explainerdashboard of `pipeline` on at most `max_rows` random rows."""
+    started = time.perf_counter()
+    report = progress or _ignore
+    _check_supported(use_case, frame)
+    report("sampling", 5)
+    labelled = _has_labels(frame, use_case)
+    sample = frame.sample(n=min(max_rows, len(frame)), random_state=seed)
+    report("computing SHAP", 20)
+    explainer, plan = _explain(pipeline, sample, use_case, labelled, seed)
+    report("rendering", 70)
+    explained = len(explainer.X)
+    banner = _banner(title, data_name, explained, len(frame), seed, plan, labelled)
+    page = _render(explainer, title, banner, slow_model=plan.slow_model)
+    seconds = time.perf_counter() - started
+    report("done", 100)
+    log.info(
+        "explained %d rows for %s by %s in %.1f s", explained, title, plan.description, seconds
+    )
+    return ExplainerPage(page, explained, len(frame), plan.description, seconds)
+
+
+def plan_shap(estimator: Any, *, is_classifier: bool) -> ShapPlan:
+    """The fastest SHAP method that suits the estimator."""
+    name = type(estimator).__name__
+    logodds = is_classifier and name in LOGODDS_CLASSIFIERS
+    output = "logodds" if logodds else None
+    if name in NATIVE_BOOSTERS:
+        return ShapPlan("tree", _scale("tree SHAP", is_classifier, logodds), model_output=output)
+    if guess_shap(estimator) == "tree":
+        # Exact tree SHAP on deep forests takes minutes; Saabas' approximation, seconds.
+        kwargs = {"approximate": True, "check_additivity": False}
+        description = _scale("tree SHAP (approximate)", is_classifier, logodds)
+        return ShapPlan("tree", description, kwargs, model_output=output)
+    if _is_linear(estimator):
+        # explainerdashboard explains linear classifiers in log-odds only.
+        return ShapPlan("linear", _scale("linear SHAP", is_classifier, logodds=True))
+    return ShapPlan("kernel", "kernel SHAP")  # sized by _kernel_plan, for the model's speed
+
+
+def _scale(description: str, is_classifier: bool, logodds: bool) -> str:
+    """The description, and for a classifier the scale its SHAP values are on."""
+    if not is_classifier:
+        return description
+    return f"{description}, in {'log-odds' if logodds else 'probability'}"
+
+
+def _ignore(stage: str, percent: int) -> None:
+    """No progress reporting."""
+
+
+def _check_supported(use_case: UseCase, frame: pd.DataFrame) -> None:
+    """Refuse, with the reason, what no dashboard can be built for."""
+    if use_case.task is Task.anomaly:
+        raise ValueError(
+            f"{use_case.name!r} is an anomaly use case: explainer dashboards explain "
+            "regression and classification models only"
+        )
+    missing = [f for f in use_case.feature_names if f not in frame.columns]
+    if missing:
+        raise ValueError(f"the rows lack the feature columns {missing}")
+    if frame.empty:
+        raise ValueError("there are no rows to explain")
+
+
+def _has_labels(frame: pd.DataFrame, use_case: UseCase) -> bool:
+    """Whether every row carries the target: only then can the explainer score the model."""
+    target = use_case.target.name if use_case.target else None
+    return target in frame.columns and bool(frame[target].notna().all())
+
+
+def _explain(
+    pipeline: Any, sample: pd.DataFrame, use_case: UseCase, labelled: bool, seed: int
+) -> tuple[BaseExplainer, ShapPlan]:
+    """An explainer with its SHAP values computed, by the fastest method that works."""
+    transform, estimator = _split(pipeline)
+    is_classifier = use_case.task is Task.classification
+    plan = plan_shap(estimator, is_classifier=is_classifier)
+    if plan.method != "kernel":
+        try:
+            explainer = _explainer(transform, estimator, sample, use_case, plan, labelled, seed)
+            explainer.get_shap_values_df()
+            return explainer, plan
+        except Exception:  # shap rejects some models its type check let through
+            name = type(estimator).__name__
+            log.warning("%s failed for %s, using kernel SHAP", plan.description, name)
+    features = _features(transform, sample, use_case)
+    plan, rows = _kernel_plan(features, estimator, is_classifier=is_classifier)
+    explainer = _explainer(transform, estimator, sample.iloc[:rows], use_case, plan, labelled, seed)
+    explainer.get_shap_values_df()
+    return explainer, plan
+
+
+def _split(pipeline: Any) -> tuple[Any, Any]:
+    """The pipeline's transforming steps, and its final estimator."""
+    steps = getattr(pipeline, "steps", None)
+    if not steps:
+        return None, pipeline
+    return pipeline[:-1], steps[-1][1]
+
+
+def _is_linear(estimator: Any) -> bool:
+    # Models with a linear decision function expose these two, whatever their class.
+    return hasattr(estimator, "coef_") and hasattr(estimator, "intercept_")
+
+
+def _explainer(
+    transform: Any,
+    estimator: Any,
+    sample: pd.DataFrame,
+    use_case: UseCase,
+    plan: ShapPlan,
+    labelled: bool,
+    seed: int,
+) -> BaseExplainer:
+    """The explainer of the final estimator on the sample's transformed features."""
+    features, y = _transformed(transform, sample, use_case, labelled)
+    background = None
+    if plan.background_rows is not None:
+        background = features.sample(n=min(plan.background_rows, len(features)), random_state=seed)
+    options: dict[str, Any] = {
+        "shap": plan.method,
+        "X_background": background,
+        "shap_kwargs": plan.kwargs,
+        "cats": _onehot_groups(features, use_case.feature_names) or None,
+        "target": use_case.target.name if use_case.target else None,
+        "idxs": _row_names(sample),
+    }
+    if plan.model_output is not None:
+        options["model_output"] = plan.model_output
+    if use_case.task is Task.classification:
+        labels = _labels(transform, estimator)
+        return ClassifierExplainer(estimator, features, y, labels=labels, **options)
+    return RegressionExplainer(estimator, features, y, **options)
+
+
+def _kernel_plan(
+    features: pd.DataFrame, estimator: Any, *, is_classifier: bool
+) -> tuple[ShapPlan, int]:
+    """Kernel SHAP's size, and how many rows it explains within its time budget."""
+    call = _seconds_per_call(features, estimator)
+    for background, coalitions in KERNEL_SIZES:
+        per_row = call * background * coalitions / KERNEL_PROBE_ROWS + KERNEL_OVERHEAD_SECONDS
+        rows = min(len(features), max(1, int(KERNEL_SECONDS / per_row)))
+        if rows >= KERNEL_MIN_ROWS:
+            break
+    log.info("kernel SHAP takes about %.3f s a row: explaining %d rows", per_row, rows)
+    size = f"kernel SHAP, {background} background rows, {coalitions} coalitions"
+    description = _scale(size, is_classifier, logodds=False)
+    # l1_reg=0: every feature gets its share; shap's default keeps the 10 largest.
+    kwargs = {"nsamples": coalitions, "l1_reg": 0, "silent": True}
+    return ShapPlan("kernel", description, kwargs, background, call_seconds=call), rows
+
+
+def _seconds_per_call(features: pd.DataFrame, estimator: Any) -> float:
+    """Seconds for one call of the model on a batch like kernel SHAP's."""
+    predict = getattr(estimator, "predict_proba", None) or estimator.predict
+    batch = features.sample(KERNEL_PROBE_ROWS, replace=True, random_state=0)
+    started = time.perf_counter()
+    predict(batch)
+    return time.perf_counter() - started
+
+
+def _features(transform: Any, sample: pd.DataFrame, use_case: UseCase) -> pd.DataFrame:
+    """The rows as the final estimator sees them."""
+    raw = sample[use_case.feature_names]
+    return raw if transform is None else transform.transform(raw)
+
+
+def _transformed(
+    transform: Any, sample: pd.DataFrame, use_case: UseCase, labelled: bool
+) -> tuple[pd.DataFrame, pd.Series | None]:
+    """Features and, if the rows are labelled, the target, as the final estimator sees them."""
+    if not labelled or use_case.target is None:
+        return _features(transform, sample, use_case), None
+    raw, target = sample[use_case.feature_names], sample[use_case.target.name]
+    if transform is None:
+        return raw, target
+    # PyCaret's pipeline encodes class labels as the estimator's integers.
+    features, y = transform.transform(raw, target)
+    return features, pd.Series(np.asarray(y), index=features.index, name=target.name)
+
+
+def _labels(transform: Any, estimator: Any) -> list[str]:
+    """The class names, in the order of the estimator's encoded classes."""
+    classes = list(getattr(estimator, "classes_", []))
+    encoder = dict(getattr(transform, "steps", [])).get("label_encoding")
+    if encoder is None:
+        return [str(c) for c in classes]
+    return [str(c) for c in encoder.inverse_transform(pd.Series(classes))]
+
+
+def _onehot_groups(encoded: pd.DataFrame, features: list[str]) -> dict[str, list[str]]:
+    """Each one-hot encoded feature and its columns, so that plots show the feature."""
+    added = [c for c in encoded.columns if c not in features]
+    groups = {f: [c for c in added if c.startswith(f"{f}_")] for f in features if f not in encoded}
+    return {f: cols for f, cols in groups.items() if cols}
+
+
+def _row_names(sample: pd.DataFrame) -> list[str] | None:
+    """The rows' message ids when they have unique ones, else None (their index)."""
+    if "message_id" in sample.columns and sample["message_id"].is_unique:
+        return [str(m) for m in sample["message_id"]]
+    return None
+
+
+def _banner(
+    title: str,
+    data_name: str,
+    explained: int,
+    available: int,
+    seed: int,
+    plan: ShapPlan,
+    labelled: bool,
+) -> str:
+    """What the page explains, in a box at its top."""
+    text = (
+        f"{explained} of {available} {data_name} rows, sampled at random (seed {seed}); "
+        f"{plan.description}."
+    )
+    notes = [
+        "The rows' target values score the model."
+        if labelled
+        else "Not every row has its target value, so the model is explained but not scored."
+    ]
+    if plan.slow_model:
+        notes.append(
+            f"One call of this model takes {plan.call_seconds:.1f} s, so the individual "
+            "prediction and what-if tabs, which call it many times, are left out."
+        )
+    lines = "".join(f"<br>{html.escape(line)}" for line in [text, *notes])
+    return (
+        '<div class="alert alert-info mt-3" role="note" id="gits-explained">'
+        f"<strong>{html.escape(title)}</strong>{lines}</div>"
+    )
+
+
+def _render(explainer: BaseExplainer, title: str, banner: str, *, slow_model: bool) -> str:
+    """The dashboard's tabs as one static page."""
+    # Not ExplainerDashboard(...).to_html(): that builds a Dash app nobody serves and
+    # renders every tab twice.
+    tabs: list[type] = [ImportancesComposite]
+    if not explainer.y_missing:
+        stats = ClassifierModelStatsComposite
+        tabs.append(stats if explainer.is_classifier else RegressionModelStatsComposite)
+    if not slow_model:
+        tabs += [IndividualPredictionsComposite, WhatIfComposite]
+    tabs.append(ShapDependenceComposite)
+    rendered = {}
+    for number, tab in enumerate(tabs, start=1):
+        component = tab(explainer, name=str(number))
+        rendered[component.title] = _tab_html(component)
+    body = banner + to_html.title(html.escape(title)) + to_html.tabs(rendered)
+    return to_html.add_header(body, title=html.escape(title))
+
+
+def _tab_html(component: Any) -> str:
+    """A tab's static HTML, or why it is missing: one odd plot must not cost the page."""
+    try:
+        return str(component.to_html(add_header=False))
+    except Exception as exc:  # explainerdashboard's plots fail on some small samples
+        log.warning("tab %r not drawn: %s", component.title, exc, exc_info=True)
+        return f"<p>This tab could not be drawn for these rows: {html.escape(str(exc))}</p>"

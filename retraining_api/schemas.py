@@ -1,0 +1,123 @@
+"""Request and response bodies of retraining_api."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from gits_common.schemas import Table
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class JobKind(StrEnum):
+    """What a job builds."""
+
+    retraining = "retraining"
+    explainer = "explainer"
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life."""
+
+    queued = "queued"
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+
+
+ACTIVE = (JobStatus.queued, JobStatus.running)
+
+
+class RetrainingCreate(BaseModel):
+    """A retraining job: train a challenger on the use case's training table and compare
+    it with the model its service uses now, on the same held-out rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    use_case: Text
+    service: Text | None = Field(
+        default=None,
+        description="The service whose model is the champion; defaults to the "
+        "use case's only service",
+    )
+    models: list[Text] | None = Field(
+        default=None, min_length=1, description="PyCaret model ids to compare, e.g. ['lr', 'rf']"
+    )
+    metric: Text | None = Field(
+        default=None,
+        description="The metric to select on, e.g. 'MAE'; PyCaret's default "
+        "(R2, Accuracy) when left out",
+    )
+    time_budget_seconds: float | None = Field(
+        default=None, gt=0, le=24 * 3600, description="Stop comparing models after this long"
+    )
+    auto_promote: bool = Field(
+        default=False, description="Promote when the challenger beats the champion by the margin"
+    )
+    promote_margin: float | None = Field(
+        default=None, ge=0, le=1, description="Relative improvement needed to auto-promote"
+    )
+    requested_by: Text = "api"
+
+
+class ExplainerCreate(BaseModel):
+    """An explainer dashboard for a stored model version or a retraining job's challenger."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: Text | None = None
+    model_version: int | Literal["latest"] = "latest"
+    job_id: int | None = Field(default=None, description="Explain this retraining job's challenger")
+    data: Table = Table.production
+    max_rows: int | None = Field(default=None, ge=10, le=10_000)
+    requested_by: Text = "api"
+
+    @model_validator(mode="after")
+    def _one_model(self) -> ExplainerCreate:
+        if (self.model_name is None) == (self.job_id is None):
+            raise ValueError("name either 'model_name' (and 'model_version') or 'job_id'")
+        return self
+
+
+class Actor(BaseModel):
+    """Who asks for a promotion or a rollback."""
+
+    requested_by: Text = "api"
+
+
+class JobRead(BaseModel):
+    """A retraining or explainer job as stored."""
+
+    id: int
+    kind: JobKind
+    use_case: str
+    service: str | None
+    status: JobStatus
+    stage: str
+    percent: int
+    request: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    requested_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class PromotionRead(BaseModel):
+    """A promotion or rollback: the service's model before and after, who, when, why."""
+
+    id: int
+    action: Literal["promote", "rollback"]
+    service: str
+    use_case: str
+    from_version: str | None
+    to_version: str
+    job_id: int | None
+    requested_by: str
+    at: datetime
+    metrics: dict[str, Any] | None

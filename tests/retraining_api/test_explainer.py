@@ -1,0 +1,186 @@
+"""The explainer dashboard engine: a static page for any model, which says what it
+explains, built from real PyCaret pipelines on small demo data."""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gits_common import modeling
+from gits_common.demo import FEATURES, PRODUCT_QUALITY, TARGET, DemoConfig, generate
+from gits_common.schemas import Column, ColumnType, Task, UseCase
+from retraining_api.explainer import ExplainerPage, build_dashboard
+
+DEMO = generate(DemoConfig(history_hours=300, production_minutes=200))
+GRADES = np.array(["A", "B", "C"])
+GRADING = UseCase(
+    name="grading",
+    task=Task.classification,
+    features=[
+        Column(name="pressure"),
+        Column(name="production_line", type=ColumnType.text),
+        Column(name="batch_size", type=ColumnType.int),
+    ],
+    target=Column(name="grade", type=ColumnType.text),
+    time_column="ts",
+)
+
+
+def batches(n: int, *, seed: int) -> pd.DataFrame:
+    """n inspected batches: pressure and size, the line that made them, their grade."""
+    rng = np.random.default_rng(seed)
+    pressure = rng.normal(1.0, 0.2, n)
+    return pd.DataFrame(
+        {
+            "pressure": pressure,
+            "production_line": rng.choice(["L1", "L2", "L3"], n),
+            "batch_size": rng.integers(10, 20, n),
+            "grade": GRADES[np.digitize(pressure, [0.9, 1.1])],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def forest() -> Any:
+    """A random forest for the demo's product quality."""
+    pipeline, _ = modeling.train(PRODUCT_QUALITY, DEMO.training, include=["rf"])
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def forest_page(forest) -> ExplainerPage:
+    """The forest explained on 50 of the demo's training rows."""
+    return build_dashboard(
+        forest,
+        DEMO.training,
+        use_case=PRODUCT_QUALITY,
+        title="rf v3 on product_quality",
+        data_name="training",
+        max_rows=50,
+    )
+
+
+@pytest.fixture(scope="module")
+def grader() -> Any:
+    """A logistic regression that grades batches."""
+    pipeline, _ = modeling.train(GRADING, batches(300, seed=1), include=["lr"])
+    return pipeline
+
+
+def banner(page: ExplainerPage) -> str:
+    """The text of the box at the top of the page."""
+    start = page.html.index('id="gits-explained"')
+    return page.html[start : page.html.index("</div>", start)]
+
+
+def ranked(page: ExplainerPage) -> set[str]:
+    """The features the importances plot ranks ("1. T_data_3_2", ...)."""
+    return set(re.findall(r'"\d+\. ([A-Za-z]\w*)"', page.html))
+
+
+def test_the_page_ranks_every_feature_and_names_the_model(forest_page):
+    page = forest_page.html
+
+    assert page.lstrip().startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert ranked(forest_page) == set(FEATURES)
+    assert "rf v3 on product_quality" in banner(forest_page)
+    assert page.index("gits-explained") < page.index('class="nav nav-tabs"')  # on top
+
+
+def test_a_random_forest_gets_approximate_tree_shap_on_at_most_max_rows(forest_page):
+    text = banner(forest_page)
+
+    assert forest_page.shap == "tree SHAP (approximate)"
+    assert (forest_page.rows_explained, forest_page.rows_available) == (50, len(DEMO.training))
+    expected = f"50 of {len(DEMO.training)} training rows, sampled at random (seed 7); "
+    assert expected + "tree SHAP (approximate)" in text
+    assert "target values score the model" in text
+    assert "Regression Stats" in forest_page.html  # labelled rows: the model is scored
+
+
+@pytest.mark.parametrize("rows", ["no target column", "some targets missing"])
+def test_rows_without_target_values_still_give_a_page(forest, rows):
+    # Given production readings, before (or while) their ground truth arrives
+    frame = DEMO.production
+    if rows == "some targets missing":
+        frame = DEMO.training.assign(**{TARGET: DEMO.training[TARGET].mask(lambda s: s < 360)})
+    stages: list[tuple[str, int]] = []
+
+    page = build_dashboard(
+        forest,
+        frame,
+        use_case=PRODUCT_QUALITY,
+        title="rf v3",
+        data_name="production",
+        max_rows=40,
+        progress=lambda stage, percent: stages.append((stage, percent)),
+    )
+
+    assert f"40 of {len(frame)} production rows" in banner(page)
+    assert "explained but not scored" in banner(page)
+    assert "Regression Stats" not in page.html
+    assert ranked(page) == set(FEATURES)
+    assert [s for s, _ in stages[:3]] == ["sampling", "computing SHAP", "rendering"]
+    assert [p for _, p in stages] == sorted(p for _, p in stages) and stages[-1][1] == 100
+
+
+def test_a_classification_use_case_names_its_features_and_classes(grader, monkeypatch):
+    def no_network(*args: object) -> None:
+        raise AssertionError("the dashboard tried the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    page = build_dashboard(
+        grader, batches(120, seed=2), use_case=GRADING, title="lr v1", data_name="testing"
+    )
+
+    assert page.shap == "linear SHAP, in log-odds"
+    assert page.rows_explained == page.rows_available == 120
+    # the one-hot columns of the text feature are ranked as that one feature
+    assert ranked(page) == {"pressure", "production_line", "batch_size"}
+    assert "Classification Stats" in page.html
+    assert all(f'"{grade}"' in page.html for grade in GRADES)  # the class selector
+
+
+def test_ungraded_batches_are_explained_but_not_scored(grader):
+    ungraded = batches(80, seed=3).drop(columns=["grade"])
+
+    page = build_dashboard(
+        grader, ungraded, use_case=GRADING, title="lr v1", data_name="production"
+    )
+
+    assert "80 of 80 production rows" in banner(page)
+    assert "explained but not scored" in banner(page)
+    assert "Classification Stats" not in page.html
+    assert ranked(page) == {"pressure", "production_line", "batch_size"}
+
+
+def test_a_model_without_a_fast_shap_method_gets_kernel_shap():
+    pipeline, _ = modeling.train(PRODUCT_QUALITY, DEMO.training, include=["knn"])
+
+    page = build_dashboard(
+        pipeline,
+        DEMO.training,
+        use_case=PRODUCT_QUALITY,
+        title="knn",
+        data_name="training",
+        max_rows=30,
+    )
+
+    assert page.shap.startswith("kernel SHAP, ") and "background rows" in page.shap
+    assert 1 <= page.rows_explained <= 30
+    expected = f"{page.rows_explained} of {len(DEMO.training)} training rows"
+    assert f"{expected}, sampled at random (seed 7); {page.shap}" in banner(page)
+
+
+def test_an_anomaly_use_case_is_refused_with_the_reason(forest):
+    sensors = PRODUCT_QUALITY.model_copy(update={"task": Task.anomaly, "target": None})
+
+    with pytest.raises(ValueError, match=r"anomaly use case.*regression and classification"):
+        build_dashboard(
+            forest, DEMO.production, use_case=sensors, title="iforest", data_name="production"
+        )
