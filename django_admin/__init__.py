@@ -1,1 +1,1 @@
-"""django_admin: not built yet; issue #6 delivers it (see ARCHITECTURE.md for its role)."""
+"""django_admin: the GITS admin site (Django) and its Dash dashboards, on port 8000."""

@@ -1,0 +1,1 @@
+"""The Dash apps; importing a module registers its app with django-plotly-dash."""

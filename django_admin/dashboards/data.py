@@ -1,0 +1,247 @@
+"""What the dashboards show, fetched from the APIs that own it and shaped into frames.
+Plain functions over `django_admin.apis.client`, so a test can call them without a
+browser. Every read is bounded: a row limit, and a time window where the API has one.
+API failures come out as the domain errors of `gits_common.errors`."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+from django.conf import settings
+
+from django_admin.apis import client
+from django_admin.dashboards.deadletters import dead_letter_count
+from gits_common.amqp import dead_letter_queue
+from gits_common.schemas import UseCase
+
+JOB_STATUSES = ("queued", "processing", "finished", "failed")
+MAX_JOBS = 2000  # newest jobs the main dashboard's throughput and timing look at
+MAX_PREDICTIONS = 500  # newest production rows the main dashboard draws
+MAX_ALERTS = 50
+# Time buckets of the job graphs, the finest that keeps them under ~40 points.
+BUCKETS = ("1s", "2s", "5s", "10s", "30s", "1min", "5min")
+BUCKETS_SHOWN = 40
+
+
+@dataclass(frozen=True)
+class Service:
+    """A worker service as queue_manager knows it."""
+
+    name: str
+    use_case: str
+    routing_key: str
+    model: str  # "<algorithm>:<version>"
+
+
+def now() -> datetime:
+    """The current time, in UTC."""
+    return datetime.now(UTC)
+
+
+def services() -> list[Service]:
+    """Every service, by name."""
+    found = client("queue_manager").request("GET", "/queue_manager/services")
+    return sorted(
+        (
+            Service(
+                name=s["name"],
+                use_case=s["use_case"],
+                routing_key=s["routing_key"],
+                model=f"{s['algorithm_name']}:{s['resolved_version']}",
+            )
+            for s in found
+        ),
+        key=lambda s: s.name,
+    )
+
+
+def use_case_names() -> list[str]:
+    """The names of every registered use case, sorted."""
+    found = client("ml_data_api").request("GET", "/ml_data_api/use_cases")
+    return sorted(record["use_case"]["name"] for record in found)
+
+
+# Kept: a definition never changes once registered (a different one is refused).
+@lru_cache(maxsize=256)
+def use_case(name: str) -> UseCase:
+    """A use case's definition (its time column and target)."""
+    body = client("ml_data_api").request("GET", f"/ml_data_api/use_cases/{name}")
+    return UseCase.model_validate(body["use_case"])
+
+
+def job_counts(service: str | None) -> dict[str, int]:
+    """Jobs per status, of one service or of all."""
+    params = {"service": service} if service else {}
+    counts = client("queue_manager").request("GET", "/queue_manager/jobs/counts", params=params)
+    return {status: int(counts.get(status, 0)) for status in JOB_STATUSES}
+
+
+def recent_jobs(service: str | None, *, window: timedelta, limit: int = MAX_JOBS) -> pd.DataFrame:
+    """The newest jobs started within `window` (at most `limit`): start, end, status and
+    seconds elapsed, oldest first."""
+    params: dict[str, Any] = {"since": (now() - window).isoformat(), "limit": limit}
+    if service:
+        params["service"] = service
+    jobs = client("queue_manager").request("GET", "/queue_manager/jobs", params=params)
+    frame = pd.DataFrame(
+        {
+            "start": [j["metadata"]["start_date"] for j in jobs],
+            "end": [j["metadata"].get("end_date") for j in jobs],
+            "status": [j["last_status"] for j in jobs],
+            "elapsed": [j["metadata"].get("time_elapsed_sec") for j in jobs],
+        }
+    )
+    frame["start"] = _times(frame["start"])
+    frame["end"] = _times(frame["end"])
+    frame["elapsed"] = pd.to_numeric(frame["elapsed"])
+    return frame.sort_values("start", ignore_index=True)
+
+
+def bucket_for(jobs: pd.DataFrame) -> str:
+    """The finest bucket that splits the jobs' end times into at most `BUCKETS_SHOWN`."""
+    ends = jobs["end"].dropna()
+    span = (ends.max() - ends.min()).total_seconds() if len(ends) else 0.0
+    for bucket in BUCKETS:
+        if span / pd.Timedelta(bucket).total_seconds() <= BUCKETS_SHOWN:
+            return bucket
+    return BUCKETS[-1]
+
+
+def throughput(jobs: pd.DataFrame, *, bucket: str = "10s") -> pd.DataFrame:
+    """Jobs ended per second in each time bucket, by final status (finished, failed)."""
+    done = jobs.dropna(subset=["end"])
+    done = done[done["status"].isin(["finished", "failed"])]
+    if done.empty:
+        return pd.DataFrame(columns=["time", "status", "per_second"])
+    seconds = pd.Timedelta(bucket).total_seconds()
+    counted = done.groupby([pd.Grouper(key="end", freq=bucket), "status"]).size()
+    out = (counted / seconds).rename("per_second").reset_index()
+    return out.rename(columns={"end": "time"})
+
+
+def processing_time(jobs: pd.DataFrame, *, bucket: str = "10s") -> pd.DataFrame:
+    """Mean and maximum seconds from a job's start to its end, per time bucket."""
+    timed = jobs.dropna(subset=["end", "elapsed"])
+    if timed.empty:
+        return pd.DataFrame(columns=["time", "mean", "max"])
+    grouped = timed.groupby(pd.Grouper(key="end", freq=bucket))["elapsed"]
+    out = grouped.agg(["mean", "max"]).dropna().reset_index()
+    return out.rename(columns={"end": "time"})
+
+
+def row_counts(name: str) -> dict[str, int]:
+    """Rows in each of a use case's tables."""
+    counts: dict[str, int] = client("ml_data_api").request(
+        "GET", f"/ml_data_api/use_cases/{name}/counts"
+    )
+    return counts
+
+
+def production_rows(
+    definition: UseCase, *, last: int, start: datetime | None = None
+) -> pd.DataFrame:
+    """The newest `last` production rows (from `start` on, when given) as time,
+    message_id, prediction, target (missing until the ground truth arrives) and
+    model_version, oldest first."""
+    params: dict[str, Any] = {"last": last}
+    if start is not None:
+        params["start"] = start.isoformat()
+    path = f"/ml_data_api/use_cases/{definition.name}/production/rows"
+    rows = client("ml_data_api").request("GET", path, params=params)["rows"]
+    target = definition.target.name if definition.target else None
+    frame = pd.DataFrame(
+        {
+            "time": [r[definition.time_column] for r in rows],
+            "message_id": [r.get("message_id") for r in rows],
+            "prediction": [r.get("prediction") for r in rows],
+            "target": [r.get(target) if target else None for r in rows],
+            "model_version": [r.get("model_version") for r in rows],
+        }
+    )
+    frame["time"] = _times(frame["time"])
+    return frame
+
+
+def dead_letters(service: str) -> int | None:
+    """Messages waiting in the service's dead-letter queue (None: no such queue yet)."""
+    return dead_letter_count(settings.GITS_AMQP_URL, dead_letter_queue(service))
+
+
+def history(name: str, *, window: timedelta) -> pd.DataFrame:
+    """The use case's monitoring history within `window`: time, metric, feature (None
+    for use-case-wide metrics) and value, oldest first."""
+    params = {"start": (now() - window).isoformat()}
+    path = f"/monitoring_api/use_cases/{name}/history"
+    values = client("monitoring_api").request("GET", path, params=params)["values"]
+    frame = pd.DataFrame(values, columns=["time", "metric", "feature", "value"])
+    frame["time"] = _times(frame["time"])
+    return frame
+
+
+def drift_share_threshold(name: str) -> float | None:
+    """The drift share at which the use case raises an alert (None: no such check)."""
+    path = f"/monitoring_api/use_cases/{name}/thresholds"
+    limit: float | None = client("monitoring_api").request("GET", path).get("drift_share")
+    return limit
+
+
+def alerts(name: str, *, window: timedelta, limit: int = MAX_ALERTS) -> list[dict[str, Any]]:
+    """The use case's alerts raised within `window`, newest first, at most `limit`."""
+    params = {"since": (now() - window).isoformat()}
+    path = f"/monitoring_api/use_cases/{name}/alerts"
+    found: list[dict[str, Any]] = client("monitoring_api").request("GET", path, params=params)
+    return found[::-1][:limit]
+
+
+def _times(values: pd.Series) -> pd.Series:
+    """ISO 8601 strings (or None) as UTC datetimes."""
+    return pd.to_datetime(values, utc=True, format="ISO8601")
+
+
+class LiveFeed:
+    """The newest predictions of each use case, kept in memory and topped up with only the
+    rows stored since the last look: the real-time dashboard asks every few seconds, and
+    reading a whole window each time would move megabytes for a handful of new rows."""
+
+    # Readings are stamped when sent and stored a little later (workers batch), so each
+    # top-up looks back this far and drops what it already has.
+    OVERLAP = timedelta(seconds=30)
+
+    def __init__(self, *, max_rows: int = 20_000) -> None:
+        self.max_rows = max_rows
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._covered_from: dict[str, datetime] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def rows(self, definition: UseCase, *, window: timedelta) -> pd.DataFrame:
+        """The use case's production rows of the last `window` (the newest `max_rows` at
+        most), oldest first."""
+        with self._guard:
+            lock = self._locks.setdefault(definition.name, threading.Lock())
+        with lock:
+            start = now() - window
+            self._refresh(definition, start)
+            frame = self._frames[definition.name]
+            return frame[frame["time"] >= pd.Timestamp(start)]
+
+    def _refresh(self, definition: UseCase, start: datetime) -> None:
+        name = definition.name
+        held = self._frames.get(name)
+        if held is None or start < self._covered_from[name]:
+            held = production_rows(definition, last=self.max_rows, start=start)
+            self._covered_from[name] = start
+        elif not held.empty:
+            since = held["time"].iloc[-1].to_pydatetime() - self.OVERLAP
+            fresh = production_rows(definition, last=self.max_rows, start=since)
+            new = fresh[~fresh["message_id"].isin(held["message_id"])]
+            if not new.empty:
+                held = pd.concat([held, new]).sort_values("time", ignore_index=True)
+        else:
+            held = production_rows(definition, last=self.max_rows, start=start)
+        self._frames[name] = held.iloc[-self.max_rows :]

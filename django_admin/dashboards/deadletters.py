@@ -1,0 +1,48 @@
+"""The depth of a dead-letter queue, read from RabbitMQ itself: a passive declare answers
+how many messages a queue holds without creating or changing it. aio-pika is async and
+Dash callbacks run in plain threads, so each look runs its own short event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import aio_pika
+from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
+
+from gits_common import errors
+
+TIMEOUT_SECONDS = 5.0
+T = TypeVar("T")
+
+
+def dead_letter_count(url: str, queue: str, *, timeout: float = TIMEOUT_SECONDS) -> int | None:
+    """Messages in `queue` (None when the queue does not exist); `Unavailable` when
+    RabbitMQ cannot be reached."""
+    try:
+        return run_blocking(asyncio.wait_for(_count(url, queue), timeout))
+    except ChannelNotFoundEntity:
+        return None
+    except (AMQPError, OSError, TimeoutError) as exc:
+        raise errors.Unavailable(f"RabbitMQ unreachable: {exc!r}") from exc
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end from synchronous code, in a thread of its own when
+    this thread already runs an event loop (asyncio.run refuses to nest)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+async def _count(url: str, queue: str) -> int:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        result = declared.declaration_result
+        return int(result.message_count or 0)

@@ -1,0 +1,1 @@
+"""The admin's own pages: algorithms, services, retraining and monitoring reports."""

@@ -1,0 +1,47 @@
+"""URLs of the admin's own pages."""
+
+from __future__ import annotations
+
+from django.urls import path, re_path
+from django.views.generic import RedirectView
+
+from django_admin.site.views import algorithms, health, monitoring, retraining, services
+
+# queue_manager's names (catalog.NAME_PATTERN); anything else never reaches it.
+NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,99})"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="algorithms"), name="home"),
+    path("health", health.health, name="health"),
+    path("algorithms/", algorithms.algorithm_list, name="algorithms"),
+    path("algorithms/upload/", algorithms.algorithm_upload, name="algorithm_upload"),
+    re_path(rf"^algorithms/{NAME}/$", algorithms.algorithm_detail, name="algorithm"),
+    re_path(
+        rf"^algorithms/{NAME}/versions/(?P<version>[1-9][0-9]*)/delete/$",
+        algorithms.algorithm_delete,
+        name="algorithm_delete",
+    ),
+    path("services/", services.service_list, name="services"),
+    path("services/new/", services.service_bind, name="service_new"),
+    re_path(rf"^services/{NAME}/$", services.service_detail, name="service"),
+    re_path(rf"^services/{NAME}/bind/$", services.service_bind, name="service_bind"),
+    path("retraining/", retraining.job_list, name="retraining"),
+    path("retraining/start/", retraining.job_start, name="retraining_start"),
+    path("retraining/jobs/<int:job_id>/", retraining.job_detail, name="retraining_job"),
+    path("retraining/jobs/<int:job_id>/promote/", retraining.job_promote, name="job_promote"),
+    path("retraining/jobs/<int:job_id>/explain/", retraining.job_explain, name="job_explain"),
+    path("retraining/promotions/", retraining.promotion_list, name="promotions"),
+    re_path(
+        r"^retraining/services/(?P<service>[A-Za-z0-9][A-Za-z0-9_.-]{0,99})/rollback/$",
+        retraining.service_rollback,
+        name="service_rollback",
+    ),
+    path("retraining/explainers/", retraining.explainer_list, name="explainers"),
+    path("retraining/explainers/<int:job_id>/", retraining.explainer_detail, name="explainer"),
+    path(
+        "retraining/explainers/<int:job_id>/page/",
+        retraining.explainer_page,
+        name="explainer_page",
+    ),
+    path("monitoring/reports/", monitoring.report, name="monitoring_report"),
+]

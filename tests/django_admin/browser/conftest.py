@@ -1,0 +1,299 @@
+"""A streaming platform for the browser tests, and a headless Chromium to look at it.
+
+Every service runs as its own process, as `make run` starts it: ml_data_api,
+queue_manager (in-memory store), monitoring_api (a history point every few seconds on
+small windows), two worker replicas, data_source publishing fast, the
+ground_truth_collector, and the admin (`python -m django_admin`) with a superuser whose
+password the tests know. The use case is the demo's definition under a name of its own,
+so nothing passes because a name is the demo's. A poison message waits in the service's
+dead-letter queue, so the dead-letter count has something to show.
+
+Chromium is Debian's (scripts/ensure-browser.sh), driven by Playwright without its own
+browser download. Locally a missing Chromium or Playwright skips the tests; under CI it
+fails them, like a missing PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from gits_common import modeling
+from gits_common.clients import rows_from_frame
+from gits_common.demo import PRODUCT_QUALITY, generate
+from gits_common.schemas import UseCase
+from tests.amqp_helpers import delete_service_queues, publish
+from tests.conftest import free_port, need_server
+
+ROOT = Path(__file__).resolve().parents[3]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+BROWSER_PATH = os.environ.get("BROWSER_PATH", "/usr/bin/chromium")
+# As root Chromium needs --no-sandbox; the rest keep it off the (closed) network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+ADMIN_USER = "browser-admin"
+ADMIN_PASSWORD = f"pw-{uuid.uuid4().hex}"
+DATA_SOURCE_RATE = 20  # messages a second: a history window fills in seconds
+WORKERS = 2
+# Settings of the whole slice: fast ground truth and monitoring on small windows.
+PLATFORM_ENV = {
+    "LOG_LEVEL": "INFO",
+    "MONGODB_URL": "",
+    "DEMO_GROUND_TRUTH_EVERY": "5",
+    "DEMO_DRIFT_AFTER_MINUTE": "",
+    "GROUND_TRUTH_INTERVAL_SECONDS": "2",
+    "GROUND_TRUTH_DELAY_SECONDS": "1",
+    "MONITORING_INTERVAL_SECONDS": "4",
+    "MONITORING_WINDOW_ROWS": "120",
+    "MONITORING_MIN_WINDOW_ROWS": "60",
+    "MONITORING_MIN_ROWS": "30",
+    "MONITORING_MIN_LABELLED": "5",
+    "MONITORING_REFERENCE_ROWS": "1000",
+    "WORKER_RETRY_BASE_DELAY": "0.2",
+}
+
+
+@dataclass
+class Stack:
+    """The running slice: where each service answers, and its processes' logs."""
+
+    urls: dict[str, str]
+    token: str
+    amqp_url: str
+    use_case: UseCase
+    service: str
+    routing_key: str
+    env: dict[str, str]
+    idle_use_case: UseCase
+    idle_service: str
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[str, IO[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, *args: str, **env: str) -> None:
+        """Run `python -m <args>` as a named process with the slice's environment."""
+        # A file, not a pipe: nobody reads a pipe while the process runs, and a full one
+        # would block it.
+        log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop_all)
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", *args], cwd=ROOT, stderr=log, stdout=log, env={**self.env, **env}
+        )
+        self.logs[name] = log
+
+    def log_of(self, name: str) -> str:
+        """What a process has written so far."""
+        log = self.logs[name]
+        log.seek(0)
+        return log.read().decode(errors="replace")
+
+    def wait_until_up(self, name: str, url: str, *, seconds: float = 90) -> None:
+        """Poll `url` until it answers below 500; fail with the process's log if it exits."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            process = self.processes[name]
+            if process.poll() is not None:
+                pytest.fail(
+                    f"{name} exited with {process.returncode}:\n{self.log_of(name)[-3000:]}"
+                )
+            try:
+                if httpx.get(url, timeout=2).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"{name} did not answer at {url} in {seconds}s:\n{self.log_of(name)[-3000:]}")
+
+    def http(self, api: str) -> httpx.Client:
+        """A client of one API, with the bearer token."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.Client(base_url=self.urls[api], timeout=60, headers=headers)
+
+    def stop_all(self) -> None:
+        """Stop every process (SIGTERM, then SIGKILL) and print the logs of any that
+        failed, for pytest to show."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for name, process in self.processes.items():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            print(f"--- {name} (exit {process.returncode}) ---\n{self.log_of(name)[-2000:]}")
+            self.logs[name].close()
+
+
+def seed(stack: Stack, model: bytes) -> None:
+    """Register the use case with the demo's training and testing rows, upload the model
+    and bind the service to it; and beside them an idle use case and service whose names
+    sort first, so that a dashboard shows the platform's own only when a user picks it."""
+    use_case, demo = stack.use_case, generate()
+    with stack.http("ml_data_api") as ml:
+        for case in (use_case, stack.idle_use_case):
+            ml.post("/ml_data_api/use_cases", json=case.model_dump(mode="json")).raise_for_status()
+        for table, frame in (("training", demo.training), ("testing", demo.testing)):
+            url = f"/ml_data_api/use_cases/{use_case.name}/{table}/rows"
+            ml.post(url, json={"rows": rows_from_frame(frame)}).raise_for_status()
+    with stack.http("queue_manager") as qm:
+        for case, service, routing_key in (
+            (use_case, stack.service, stack.routing_key),
+            (stack.idle_use_case, stack.idle_service, f"{stack.routing_key}.idle"),
+        ):
+            form = {
+                "name": case.name,
+                "use_case": case.name,
+                "task": case.task.value,
+                "features": json.dumps(case.feature_names),
+            }
+            files = {"file": ("model.pkl", model)}
+            qm.post("/queue_manager/algorithms", data=form, files=files).raise_for_status()
+            binding = {"routing_key": routing_key, "algorithm_name": case.name}
+            qm.put(f"/queue_manager/services/{service}", json=binding).raise_for_status()
+
+
+def off_the_loop(function: Callable[..., Any], *args: Any) -> Any:
+    """Call a helper that runs its own event loop, in a thread of its own: Playwright's
+    sync API keeps a loop running in the test's thread, where asyncio.run refuses."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args).result()
+
+
+def poison(stack: Stack) -> None:
+    """One message that can never succeed (no features): a failed job, a dead letter."""
+    body = {"message_id": f"poison-{uuid.uuid4().hex[:6]}", "timestamp": "2025-01-01T00:00:00Z"}
+    off_the_loop(publish, stack.amqp_url, stack.routing_key, [{**body, "features": {}}])
+
+
+def start_services(stack: Stack, tmp: Path) -> None:
+    """The APIs and the admin; they start while the test process trains the model."""
+    port = {name: url.rsplit(":", 1)[1] for name, url in stack.urls.items()}
+    stack.start("ml_data_api", "ml_data_api", ML_DATA_API_PORT=port["ml_data_api"])
+    stack.start("queue_manager", "queue_manager", QUEUE_MANAGER_PORT=port["queue_manager"])
+    stack.start("monitoring_api", "monitoring_api", MONITORING_API_PORT=port["monitoring_api"])
+    stack.start(
+        "django_admin",
+        "django_admin",
+        DJANGO_ADMIN_PORT=port["django_admin"],
+        DJANGO_DB_PATH=str(tmp / "admin.sqlite3"),
+        DJANGO_SECRET_KEY=f"browser-tests-{uuid.uuid4().hex}",
+        DJANGO_SUPERUSER_USERNAME=ADMIN_USER,
+        DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
+        DJANGO_SUPERUSER_EMAIL="admin@example.invalid",
+        DJANGO_STATIC_FROM_FINDERS="true",
+        DJANGO_STATIC_ROOT=str(tmp / "static"),
+    )
+
+
+def start_stream(stack: Stack, tmp: Path) -> None:
+    """Workers, the publisher and the ground truth."""
+    for n in range(WORKERS):
+        stack.start(f"worker-{n + 1}", "workers", SERVICE_NAME=stack.service)
+    stack.start(
+        "data_source",
+        "data_source",
+        "--loop",
+        DATA_SOURCE_ROUTING_KEY=stack.routing_key,
+        DATA_SOURCE_RATE=str(DATA_SOURCE_RATE),
+    )
+    stack.start(
+        "ground_truth_collector",
+        "ground_truth_collector",
+        GROUND_TRUTH_USE_CASE=stack.use_case.name,
+        GROUND_TRUTH_STATE_DIR=str(tmp / "ground_truth"),
+    )
+
+
+def slice_env(urls: dict[str, str]) -> dict[str, str]:
+    """The environment of every process of the slice."""
+    return {
+        **os.environ,
+        **PLATFORM_ENV,
+        "ML_DATA_API_URL": urls["ml_data_api"],
+        "QUEUE_MANAGER_URL": urls["queue_manager"],
+        "MONITORING_API_URL": urls["monitoring_api"],
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(
+    postgres_dsn: str, rabbitmq_url: str, api_token: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The slice, streaming: predictions, jobs, labels and history points keep coming."""
+    suffix = uuid.uuid4().hex[:6]
+    urls = {
+        name: f"http://127.0.0.1:{free_port()}"
+        for name in ("ml_data_api", "queue_manager", "monitoring_api", "django_admin")
+    }
+    use_case = PRODUCT_QUALITY.model_copy(update={"name": f"line_{suffix}"})
+    slice_ = Stack(
+        urls=urls,
+        token=api_token,
+        amqp_url=rabbitmq_url,
+        use_case=use_case,
+        service=f"service_line_{suffix}",
+        routing_key=f"gits.browser.{suffix}",
+        env=slice_env(urls),
+        idle_use_case=PRODUCT_QUALITY.model_copy(update={"name": f"a_idle_{suffix}"}),
+        idle_service=f"a_idle_service_{suffix}",
+    )
+    tmp = tmp_path_factory.mktemp("platform")
+    try:
+        start_services(slice_, tmp)
+        model = train(use_case)
+        for name in ("ml_data_api", "queue_manager", "monitoring_api"):
+            slice_.wait_until_up(name, f"{urls[name]}/health")
+        seed(slice_, model)
+        poison(slice_)
+        start_stream(slice_, tmp)
+        slice_.wait_until_up("django_admin", f"{urls['django_admin']}/accounts/login/")
+        yield slice_
+    finally:
+        slice_.stop_all()
+        for service in (slice_.service, slice_.idle_service):
+            off_the_loop(delete_service_queues, rabbitmq_url, service)
+
+
+def train(use_case: UseCase) -> bytes:
+    """A linear model of the demo, as a PyCaret pipeline file."""
+    pipeline, _ = modeling.train(use_case, generate().training, include=["lr"])
+    return modeling.to_bytes(pipeline)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Headless Debian Chromium, driven by Playwright."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        need_server("Playwright (pip install playwright)", exc)
+    if not os.access(BROWSER_PATH, os.X_OK):
+        need_server("Chromium (scripts/ensure-browser.sh)", FileNotFoundError(BROWSER_PATH))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=BROWSER_PATH, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    """Where the tests save what they saw."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
