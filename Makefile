@@ -8,14 +8,14 @@ STAMP := $(VENV)/.installed
 PACKAGES := gits_common queue_manager workers data_source ground_truth_collector ml_data_api \
 	monitoring_api retraining_api django_admin ml_data_loader
 
-.PHONY: run test lint bench install env services lock clean
+.PHONY: run test lint bench install env services browser lock clean
 
 run: install env services  ## Start the whole platform with demo data (Ctrl-C stops it)
 	@$(PY) scripts/banner.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(PY) -m honcho start -f Procfile \
 		-c worker=$$($(PY) scripts/banner.py --replicas)
 
-test: install env services  ## Run the full test suite against the real PostgreSQL and RabbitMQ
+test: install env services browser  ## Run the full test suite against the real PostgreSQL and RabbitMQ
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install  ## ruff, mypy and the import contracts between services
@@ -37,6 +37,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 env:  ## Write .env from .env.example, generating local secrets once
 	$(PYTHON) scripts/init_env.py
+
+browser:  ## Install Debian's Chromium for the dashboards' browser tests, if missing
+	scripts/ensure-browser.sh
 
 services:  ## Start PostgreSQL and RabbitMQ if they are down (installs them on Debian as root)
 	scripts/ensure-services.sh

@@ -13,6 +13,7 @@ SERVICES = [
     ("queue_manager", "QUEUE_MANAGER_PORT", 8001),
     ("ml_data_api", "ML_DATA_API_PORT", 8004),
     ("monitoring_api", "MONITORING_API_PORT", 8005),
+    ("retraining_api", "RETRAINING_API_PORT", 8006),
 ]
 
 
@@ -26,6 +27,12 @@ def main(argv: list[str]) -> None:
     for name, port_setting, default in SERVICES:
         port = config(port_setting, default=default, cast=int)
         print(f"  {name:<14} http://127.0.0.1:{port}/docs")
+    admin_port = config("DJANGO_ADMIN_PORT", default=8000, cast=int)
+    user = config("DJANGO_SUPERUSER_USERNAME", default="gits-admin")
+    print(f"  {'admin':<14} http://127.0.0.1:{admin_port}/  (log in as {user}; on the first")
+    print(f"  {'':<14} start its generated password is printed once, framed, below)")
+    dashboards = f"http://127.0.0.1:{admin_port}/dashboards/"
+    print(f"  {'dashboards':<14} {dashboards}main/, monitoring/ and realtime/")
     service = config("DEMO_SERVICE", default="service_product_quality_A")
     print(f"Workers: {replicas} replicas of {service}; data_source publishes demo readings.")
     print("Every API wants 'Authorization: Bearer <GITS_API_TOKEN from .env>'.")
