@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import ml_data_api_inserts, monitoring_reports, pipeline_throughput
+from benchmarks import (
+    explainer_dashboards,
+    ml_data_api_inserts,
+    monitoring_reports,
+    pipeline_throughput,
+    retraining_jobs,
+)
 
 BENCHMARKS = {
+    "explainer_dashboards": explainer_dashboards,
     "ml_data_api_inserts": ml_data_api_inserts,
     "monitoring_reports": monitoring_reports,
     "pipeline_throughput": pipeline_throughput,
+    "retraining_jobs": retraining_jobs,
 }
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import explainerdashboard
 import numpy as np
 import pandas as pd
+import plotly
 from explainerdashboard import ClassifierExplainer, RegressionExplainer, to_html
 from explainerdashboard.dashboard_components import (
     ClassifierModelStatsComposite,
@@ -27,6 +32,16 @@ from explainerdashboard.explainers import BaseExplainer
 from gits_common.schemas import Task, UseCase
 
 log = logging.getLogger(__name__)
+
+# The page's CDN tags (plotly.js, Bootstrap, Popper) and the same files from the
+# installed packages, so that a page needs no network.
+CDN_TAG = re.compile(
+    r'<(?:script[^>]*src|link[^>]*href)="https://cdn\.(?:plot\.ly|jsdelivr\.net)/[^"]*"[^>]*>'
+    r"(?:</script>)?"
+)
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+BOOTSTRAP_CSS = Path(explainerdashboard.__file__).parent / "static" / "bootstrap.min.css"
+BOOTSTRAP_JS = Path(explainerdashboard.__file__).parent / "static" / "bootstrap.min.js"
 
 Progress = Callable[[str, int], None]
 
@@ -345,7 +360,23 @@ def _render(explainer: BaseExplainer, title: str, banner: str, *, slow_model: bo
         component = tab(explainer, name=str(number))
         rendered[component.title] = _tab_html(component)
     body = banner + to_html.title(html.escape(title)) + to_html.tabs(rendered)
-    return to_html.add_header(body, title=html.escape(title))
+    return self_contained(to_html.add_header(body, title=html.escape(title)))
+
+
+def self_contained(page: str) -> str:
+    """The page with plotly.js and Bootstrap inlined once instead of fetched from CDNs
+    (one plotly tag per figure): it opens on machines without internet, as plants often are."""
+    page = CDN_TAG.sub("", page)
+    inline = f"<style>{_asset(BOOTSTRAP_CSS)}</style>\n<script>{_asset(PLOTLY_JS)}</script>\n"
+    inline += f"<script>{_asset(BOOTSTRAP_JS)}</script>\n"
+    head, found, rest = page.partition("</head>")
+    return f"{head}{inline}{found}{rest}" if found else inline + page
+
+
+@cache
+def _asset(path: Path) -> str:
+    """A script or stylesheet shipped with an installed package."""
+    return path.read_text(encoding="utf-8").replace("</script", "<\\/script")
 
 
 def _tab_html(component: Any) -> str:

@@ -37,7 +37,11 @@ RETRAINING_EXAMPLES = {
 EXPLAINER_EXAMPLES = {
     "version": {
         "summary": "The demo model's latest version on production rows",
-        "value": {"model_name": "product_quality", "model_version": "latest", "data": "production"},
+        "value": {
+            "model_name": "product_quality_baseline",
+            "model_version": "latest",
+            "data": "production",
+        },
     }
 }
 ACTOR_EXAMPLES = {"someone": {"summary": "Who asks", "value": {"requested_by": "postman"}}}

@@ -6,7 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from gits_common.schemas import Table
 
@@ -89,6 +96,19 @@ class Actor(BaseModel):
     requested_by: Text = "api"
 
 
+# The original's order of a result block; PostgreSQL's jsonb keeps keys in its own order.
+RESULT_ORDER = (
+    "id", "Model", "MAE", "MSE", "RMSE", "R2", "RMSLE", "MAPE",
+    "Accuracy", "AUC", "Recall", "Prec.", "F1", "Kappa", "MCC",
+)  # fmt: skip
+RESULT_BLOCKS = ("retrained_model_results", "previous_model_results")
+
+
+def _in_order(block: dict[str, Any]) -> dict[str, Any]:
+    rank = {key: i for i, key in enumerate(RESULT_ORDER)}
+    return dict(sorted(block.items(), key=lambda item: rank.get(item[0], len(rank))))
+
+
 class JobRead(BaseModel):
     """A retraining or explainer job as stored."""
 
@@ -106,6 +126,16 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+    @field_validator("result")
+    @classmethod
+    def _original_order(cls, result: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not result:
+            return result
+        ordered = {k: _in_order(v) if k in RESULT_BLOCKS and v else v for k, v in result.items()}
+        if result.get("leaderboard"):
+            ordered["leaderboard"] = [_in_order(row) for row in result["leaderboard"]]
+        return ordered
 
 
 class PromotionRead(BaseModel):

@@ -4,6 +4,7 @@ workers use through the real broker, and bad requests get a reason."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from tests.amqp_helpers import publish, wait_until
 from tests.retraining_api.conftest import DEMO, wait_for_job
 from tests.workers.conftest import demo_messages
 
-REGRESSION_METRICS = {"Model", "MAE", "MSE", "RMSE", "R2", "RMSLE", "MAPE"}
+REGRESSION_METRICS = ["Model", "MAE", "MSE", "RMSE", "R2", "RMSLE", "MAPE"]  # the original's order
 HELD_OUT_PRODUCTION = round(len(DEMO.ground_truth) * 0.2)
 
 
@@ -65,8 +66,8 @@ def test_a_job_answers_at_once_and_finishes_with_both_result_blocks(loaded, retr
     assert done["status"] == "finished", done["error"]
     assert running and all(0 <= s["percent"] < 100 and s["stage"] for s in running)
     result = done["result"]
-    assert set(result["retrained_model_results"]) == REGRESSION_METRICS
-    assert set(result["previous_model_results"]) == REGRESSION_METRICS
+    assert list(result["retrained_model_results"]) == REGRESSION_METRICS
+    assert list(result["previous_model_results"]) == REGRESSION_METRICS
     assert result["previous_model_results"]["Model"] == "Linear Regression"
     assert result["champion"] == f"{name}:1"
     assert result["holdout"] == {"testing": len(DEMO.testing), "production": HELD_OUT_PRODUCTION}
@@ -204,6 +205,9 @@ def test_an_explainer_page_names_the_features_and_a_second_request_is_cached(loa
     assert page.headers["content-type"].startswith("text/html")
     assert all(feature in page.text for feature in PRODUCT_QUALITY.feature_names)
     assert f"100 of {len(DEMO.testing)}" in page.text
+    # Self-contained: plants are often offline, so no script or style comes from a CDN.
+    assert not re.search(r'<(script|link)[^>]*(src|href)="https?://', page.text)
+    assert "plotly.js v2" in page.text
     second = retraining.post("/retraining_api/explainers", json=body)
     assert (second.status_code, second.json()["id"]) == (200, done["id"])
 
