@@ -136,7 +136,23 @@ def _retrain(context: JobContext) -> None:
     context.progress("saving the challenger", 95)
     content = modeling.to_bytes(outcome.challenger)
     context.artifacts.write(context.artifacts.challenger(job.id), content)
-    result: dict[str, Any] = {
+    result = _result(inputs, outcome, choice, content, time.monotonic() - started)
+    if job.request.get("auto_promote"):
+        result["decision"] = _decide(job, choice, result, settings.promote_margin)
+        if result["decision"]["promoted"]:
+            result["promotion"] = _auto_promote(context, result["decision"])
+    context.store(lambda conn: store.finish_job(conn=conn, job_id=job.id, result=result))
+
+
+def _result(
+    inputs: RetrainingInputs,
+    outcome: training.Outcome,
+    choice: training.Choice,
+    content: bytes,
+    seconds: float,
+) -> dict[str, Any]:
+    """The job's result: the original's two blocks, and how they were made."""
+    return {
         "retrained_model_results": outcome.challenger_results,
         "previous_model_results": outcome.champion_results,
         "champion": inputs.champion_label,
@@ -148,15 +164,10 @@ def _retrain(context: JobContext) -> None:
         "holdout": inputs.holdout_parts,
         "leaderboard": outcome.leaderboard,
         "challenger_sha256": modeling.sha256(content),
-        "training_seconds": round(time.monotonic() - started, 1),
+        "training_seconds": round(seconds, 1),
         "decision": None,
         "promotion": None,
     }
-    if job.request.get("auto_promote"):
-        result["decision"] = _decide(job, choice, result, settings.promote_margin)
-        if result["decision"]["promoted"]:
-            result["promotion"] = _auto_promote(context, result["decision"])
-    context.store(lambda conn: store.finish_job(conn=conn, job_id=job.id, result=result))
 
 
 def _decide(
