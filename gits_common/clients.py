@@ -206,12 +206,16 @@ class QueueManagerClient(ApiClient):
         return response.content, response.headers.get("X-Checksum-SHA256", "")
 
     async def verified_model(self, name: str, version: int) -> tuple[dict[str, Any], bytes]:
-        """An algorithm version's record and file; `Conflict` unless the bytes match the
-        SHA-256 recorded at upload."""
+        """An algorithm version's record and file; `ChecksumMismatch` unless the bytes
+        match the SHA-256 recorded at upload (and the one sent with them)."""
         record = await self.request("GET", f"/queue_manager/algorithms/{name}/versions/{version}")
-        content, _ = await self.download_algorithm(name, version)
-        if hashlib.sha256(content).hexdigest() != record["sha256"]:
-            raise errors.Conflict(f"model file {name}:{version} does not match its checksum")
+        content, sent = await self.download_algorithm(name, version)
+        actual = hashlib.sha256(content).hexdigest()
+        if actual != record["sha256"] or (sent and actual != sent):
+            raise errors.ChecksumMismatch(
+                f"model file {name}:{version} does not match its checksum "
+                f"(expected {record['sha256'][:12]}..., got {actual[:12]}...)"
+            )
         return record, content
 
     async def bind_service(
@@ -235,6 +239,11 @@ class QueueManagerClient(ApiClient):
         result: dict[str, Any] = await self.request(
             "PUT", f"/queue_manager/services/{name}", json=body
         )
+        return result
+
+    async def services(self) -> list[dict[str, Any]]:
+        """Every service and the algorithm version it resolves to."""
+        result: list[dict[str, Any]] = await self.request("GET", "/queue_manager/services")
         return result
 
     async def service(self, name: str) -> dict[str, Any]:

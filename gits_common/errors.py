@@ -22,6 +22,10 @@ class Conflict(GitsError):
     """The request contradicts what is already stored."""
 
 
+class ChecksumMismatch(Conflict):
+    """A stored file's bytes are not the ones recorded for it."""
+
+
 class InvalidInput(GitsError):
     """The request is malformed or does not fit the use case."""
 

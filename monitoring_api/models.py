@@ -65,15 +65,11 @@ class Models:
     async def _load(self, label: str) -> LoadedModel:
         name, version = parse_label(label)
         try:
-            record = await self._qm.request(
-                "GET", f"/queue_manager/algorithms/{name}/versions/{version}"
-            )
-            content, recorded = await self._qm.download_algorithm(name, version)
+            record, content = await self._qm.verified_model(name, version)
         except errors.NotFound as exc:
             raise ModelUnavailable(f"queue_manager has no model {label}: {exc.detail}") from exc
-        actual = modeling.sha256(content)
-        if actual != record["sha256"] or (recorded and actual != recorded):
-            raise ModelUnavailable(f"model file {label} does not match its checksum")
+        except errors.ChecksumMismatch as exc:
+            raise ModelUnavailable(exc.detail) from exc
         try:
             pipeline = await asyncio.to_thread(modeling.from_bytes, content)
         except Exception as exc:  # a file that unpickles to nothing usable

@@ -43,7 +43,7 @@ class DriftPolicy:
     async def check(self) -> list[int]:
         """Start a job for each use case with new drift alerts; the new jobs' ids."""
         checked_at = datetime.now(UTC)
-        services = await self.retraining.qm.request("GET", "/queue_manager/services")
+        services = await self.retraining.qm.services()
         started = []
         for use_case in sorted({s["use_case"] for s in services}):
             alerts = await self._drift_alerts(use_case)

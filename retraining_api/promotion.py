@@ -45,7 +45,8 @@ class Promoter:
             raise errors.Conflict(f"job {job_id} has no service to promote its challenger to")
         async with self._locks[service]:
             job = await self._job(job_id)  # another promotion may have won the lock first
-            content = self._promotable(job, by_the_job=by_the_job)
+            # Reading a challenger file (up to tens of MB) must not hold up the event loop.
+            content = await asyncio.to_thread(self._promotable, job, by_the_job=by_the_job)
             current = await self.qm.service(service)
             use_case = await self.ml_data.use_case(job.use_case)
             name = current["algorithm_name"]

@@ -101,7 +101,7 @@ class RetrainingService:
                     f"service {name} serves use case {bound['use_case']}, not {use_case.name}"
                 )
             return name
-        services = await self.qm.request("GET", "/queue_manager/services")
+        services = await self.qm.services()
         names = sorted(s["name"] for s in services if s["use_case"] == use_case.name)
         if len(names) > 1:
             raise errors.InvalidInput(

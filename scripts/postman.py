@@ -9,9 +9,9 @@ every request sends `Authorization: Bearer {{token}}`.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,48 +19,16 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "postman_collection.json"
 
 
-def ml_data_api_schema() -> dict[str, Any]:
-    """OpenAPI schema of ml_data_api."""
-    from ml_data_api.app import create_app
-    from ml_data_api.settings import load_settings
+# Each API's package and the port its users find it on.
+APIS = {"queue_manager": 8001, "ml_data_api": 8004, "monitoring_api": 8005, "retraining_api": 8006}
 
-    schema: dict[str, Any] = create_app(load_settings()).openapi()
+
+def openapi(api: str) -> dict[str, Any]:
+    """OpenAPI schema of one API, from its own `create_app` and settings."""
+    app = importlib.import_module(f"{api}.app")
+    settings = importlib.import_module(f"{api}.settings")
+    schema: dict[str, Any] = app.create_app(settings.load_settings()).openapi()
     return schema
-
-
-def queue_manager_schema() -> dict[str, Any]:
-    """OpenAPI schema of queue_manager."""
-    from queue_manager.app import create_app
-    from queue_manager.settings import load_settings
-
-    schema: dict[str, Any] = create_app(load_settings()).openapi()
-    return schema
-
-
-def monitoring_api_schema() -> dict[str, Any]:
-    """OpenAPI schema of monitoring_api."""
-    from monitoring_api.app import create_app
-    from monitoring_api.settings import load_settings
-
-    schema: dict[str, Any] = create_app(load_settings()).openapi()
-    return schema
-
-
-def retraining_api_schema() -> dict[str, Any]:
-    """OpenAPI schema of retraining_api."""
-    from retraining_api.app import create_app
-    from retraining_api.settings import load_settings
-
-    schema: dict[str, Any] = create_app(load_settings()).openapi()
-    return schema
-
-
-APIS: dict[str, tuple[int, Callable[[], dict[str, Any]]]] = {
-    "queue_manager": (8001, queue_manager_schema),
-    "ml_data_api": (8004, ml_data_api_schema),
-    "monitoring_api": (8005, monitoring_api_schema),
-    "retraining_api": (8006, retraining_api_schema),
-}
 
 
 def request_item(api: str, path: str, method: str, operation: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +119,8 @@ def _flatten(schema: dict[str, Any]) -> dict[str, Any]:
 def collection() -> dict[str, Any]:
     """The whole collection, one folder per API."""
     folders, variables = [], [{"key": "token", "value": ""}]
-    for api, (port, schema_of) in APIS.items():
-        schema = schema_of()
+    for api, port in APIS.items():
+        schema = openapi(api)
         SCHEMAS.clear()
         SCHEMAS.update(schema.get("components", {}).get("schemas", {}))
         items = [

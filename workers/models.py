@@ -77,16 +77,10 @@ class ModelCache:
         return await self._load(name, version)
 
     async def _load(self, name: str, version: int) -> LoadedModel:
-        algorithm = await self._qm.request(
-            "GET", f"/queue_manager/algorithms/{name}/versions/{version}"
-        )
-        content, recorded = await self._qm.download_algorithm(name, version)
-        actual = modeling.sha256(content)
-        if actual != algorithm["sha256"] or (recorded and actual != recorded):
-            raise NoModel(
-                f"model file {name}:{version} does not match its checksum "
-                f"(expected {algorithm['sha256'][:12]}..., got {actual[:12]}...)"
-            )
+        try:
+            algorithm, content = await self._qm.verified_model(name, version)
+        except errors.ChecksumMismatch as exc:
+            raise NoModel(exc.detail) from exc
         use_case = await self._ml.use_case(algorithm["use_case"])
         features = list(algorithm["features"])
         unknown = sorted(set(features) - set(use_case.feature_names))
@@ -100,7 +94,7 @@ class ModelCache:
         return LoadedModel(
             algorithm=name,
             version=version,
-            sha256=actual,
+            sha256=algorithm["sha256"],
             use_case=use_case,
             features=features,
             pipeline=pipeline,
