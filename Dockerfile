@@ -10,6 +10,7 @@ WORKDIR /app
 
 COPY pyproject.toml constraints.txt README.md ./
 COPY gits_common ./gits_common
+COPY gits_ml ./gits_ml
 COPY queue_manager ./queue_manager
 COPY workers ./workers
 COPY data_source ./data_source

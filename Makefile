@@ -5,15 +5,22 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PACKAGES := gits_common queue_manager workers data_source ground_truth_collector ml_data_api \
+RUN_DIR := var/supervisor
+PACKAGES := gits_common gits_ml queue_manager workers data_source ground_truth_collector ml_data_api \
 	monitoring_api retraining_api django_admin ml_data_loader
 
-.PHONY: run test lint bench install env services browser lock clean
+.PHONY: run status test lint bench install env services browser lock clean
 
+# supervisord runs the platform (scripts/supervisord_conf.py writes its configuration):
+# a process that exits is restarted, and Ctrl-C or SIGTERM stops them all.
 run: install env services  ## Start the whole platform with demo data (Ctrl-C stops it)
 	@$(PY) scripts/banner.py
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(PY) -m honcho start -f Procfile \
-		-c worker=$$($(PY) scripts/banner.py --replicas)
+	@$(PY) scripts/supervisord_conf.py $(RUN_DIR)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/supervisord -c $(RUN_DIR)/supervisord.conf
+
+# supervisorctl answers 3 when a process is not running, as the finished one-shot setup.
+status:  ## While `make run` runs: the state, pid and uptime of each of its processes
+	@$(VENV)/bin/supervisorctl -c $(RUN_DIR)/supervisord.conf status || test $$? -eq 3
 
 test: install env services browser  ## Run the full test suite against the real PostgreSQL and RabbitMQ
 	$(PY) -m pytest $(PYTEST_ARGS)

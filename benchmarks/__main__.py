@@ -10,6 +10,7 @@ from benchmarks import (
     ml_data_api_inserts,
     monitoring_reports,
     pipeline_throughput,
+    queue_manager_store,
     retraining_jobs,
 )
 
@@ -18,6 +19,7 @@ BENCHMARKS = {
     "ml_data_api_inserts": ml_data_api_inserts,
     "monitoring_reports": monitoring_reports,
     "pipeline_throughput": pipeline_throughput,
+    "queue_manager_store": queue_manager_store,
     "retraining_jobs": retraining_jobs,
 }
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from explainerdashboard import ExplainerDashboard, RegressionExplainer
 
-from gits_common import modeling
-from gits_common.demo import FEATURES, PRODUCT_QUALITY, TARGET, DemoConfig, generate
 from gits_common.schemas import Column, ColumnType, Task, UseCase
+from gits_ml import modeling
+from gits_ml.demo import FEATURES, PRODUCT_QUALITY, TARGET, DemoConfig, generate
 from retraining_api.explainer import build_dashboard
 
 ROWS = 1000

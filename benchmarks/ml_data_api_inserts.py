@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from benchmarks.support import bearer, running_service
-from gits_common.demo import PRODUCT_QUALITY
+from gits_ml.demo import PRODUCT_QUALITY
 
 SINGLE_ROWS = 1000
 BULK_REQUESTS, BULK_ROWS = 5, 10_000

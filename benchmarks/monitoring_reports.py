@@ -18,7 +18,7 @@ from evidently.presets import DataDriftPreset
 
 from benchmarks.support import bearer, running_service
 from gits_common.clients import rows_from_frame
-from gits_common.demo import FEATURES, PRODUCT_QUALITY, DemoConfig, generate
+from gits_ml.demo import FEATURES, PRODUCT_QUALITY, DemoConfig, generate
 
 ROWS = 10_000
 SAMPLES = 3

@@ -11,15 +11,16 @@ import tempfile
 import time
 import uuid
 import warnings
+from contextlib import ExitStack
 from typing import Any
 from unittest import mock
 
 import httpx
 
 from benchmarks.support import bearer, running_service
-from gits_common import modeling
 from gits_common.clients import rows_from_frame
-from gits_common.demo import PRODUCT_QUALITY, DemoConfig, generate
+from gits_ml import modeling
+from gits_ml.demo import PRODUCT_QUALITY, DemoConfig, generate
 
 DEMO = generate(DemoConfig(production_minutes=10))
 MODELS = ["lr", "ridge", "lightgbm", "rf", "et", "catboost"]
@@ -73,12 +74,13 @@ def run() -> dict[str, Any]:
     """Seconds of the job and of PyCaret alone, and their ratio."""
     warnings.simplefilter("ignore")
     name = f"bench_{uuid.uuid4().hex[:8]}"
-    with (
-        tempfile.TemporaryDirectory() as artifacts,
-        running_service("ml_data_api", "ML_DATA_API_PORT") as ml,
-        running_service("queue_manager", "QUEUE_MANAGER_PORT") as qm,
-        httpx.Client(headers=bearer(), timeout=120) as client,
-    ):
+    with ExitStack() as stack:
+        artifacts = stack.enter_context(tempfile.TemporaryDirectory())
+        ml = stack.enter_context(running_service("ml_data_api", "ML_DATA_API_PORT"))
+        # queue_manager checks uploads against this run's ml_data_api.
+        with mock.patch.dict(os.environ, {"ML_DATA_API_URL": ml}):
+            qm = stack.enter_context(running_service("queue_manager", "QUEUE_MANAGER_PORT"))
+        client = stack.enter_context(httpx.Client(headers=bearer(), timeout=120))
         load(client, ml, qm, name)
         env = {
             "ML_DATA_API_URL": ml,

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from gits_common.settings import api_token, config
+from gits_common.settings import Role, config, token
 
 
 def free_port() -> int:
@@ -59,4 +59,4 @@ def running_service(module: str, port_setting: str) -> Iterator[str]:
 
 def bearer() -> dict[str, str]:
     """Headers with the platform's API token."""
-    return {"Authorization": f"Bearer {api_token()}"}
+    return {"Authorization": f"Bearer {token(Role.admin)}"}

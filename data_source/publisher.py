@@ -4,19 +4,21 @@ paced to a rate. A message nobody's queue would take waits until a service is bo
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 import pandas as pd
 from aio_pika.abc import AbstractExchange
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_fixed
 
-from gits_common.lifecycle import pause
+from gits_common.lifecycle import log_while_waiting, pause, stop_when_stopped
 from gits_common.schemas import UseCase
 
 log = logging.getLogger(__name__)
@@ -59,29 +61,37 @@ def messages(
 
 
 async def publish_one(
-    exchange: AbstractExchange, routing_key: str, message_id: str, body: dict[str, Any]
+    exchange: AbstractExchange,
+    routing_key: str,
+    message_id: str,
+    body: dict[str, Any],
+    *,
+    stop: asyncio.Event,
+    before_sleep: Callable[[RetryCallState], None],
 ) -> None:
-    """Publish and wait for the broker's confirm; wait while no queue takes the key."""
+    """Publish and wait for the broker's confirm; while no queue takes the key (its service
+    is not bound yet), try again every second until one does or `stop` is set, then raise
+    the `DeliveryError`."""
     message = aio_pika.Message(
         json.dumps(body).encode(),
         message_id=message_id,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
-    warned = False
-    while True:
-        try:
-            await exchange.publish(message, routing_key=routing_key, mandatory=True)
-            return
-        except aio_pika.exceptions.DeliveryError:
-            if not warned:
-                log.warning(
-                    "no queue takes routing key %r yet (is its service bound in "
-                    "queue_manager?); waiting",
-                    routing_key,
-                )
-                warned = True
-            await asyncio.sleep(1.0)
+    send = functools.partial(exchange.publish, message, routing_key=routing_key, mandatory=True)
+    try:
+        await send()
+    except aio_pika.exceptions.DeliveryError:
+        # Built only once a message waits: at thousands of messages a second its cost counts.
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(aio_pika.exceptions.DeliveryError),
+            stop=stop_when_stopped(stop),
+            wait=wait_fixed(1.0),
+            sleep=functools.partial(pause, stop),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        await retrying(send)
 
 
 async def publish(
@@ -99,14 +109,28 @@ async def publish(
         stream = itertools.islice(stream, count)
     started = last_report = time.monotonic()
     sent = 0
+    # One for all the messages waiting together, so that a wait is said once, not per message.
+    unroutable = log_while_waiting(
+        log,
+        "no queue takes routing key %r yet; waiting until its service is bound (%r)",
+        routing_key,
+        level=logging.WARNING,
+    )
     while not stop.is_set():
         due = int((time.monotonic() - started) * rate) + 1 - sent
         batch = list(itertools.islice(stream, max(1, min(due, MAX_IN_FLIGHT))))
         if not batch:
             break
         try:
-            await asyncio.gather(*(publish_one(exchange, routing_key, i, b) for i, b in batch))
+            await asyncio.gather(
+                *(
+                    publish_one(exchange, routing_key, i, b, stop=stop, before_sleep=unroutable)
+                    for i, b in batch
+                )
+            )
         except (aio_pika.exceptions.AMQPException, ConnectionError) as exc:
+            if stop.is_set():  # stopped while waiting for a queue: nothing is lost
+                break
             raise PublishInterrupted(sent, batch) from exc
         sent += len(batch)
         if time.monotonic() - last_report > 30:

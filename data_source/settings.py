@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gits_common.demo import DemoConfig
-from gits_common.settings import amqp_url, config, demo_config
+from gits_common.settings import amqp_url, config
+from gits_ml.demo import DemoConfig, demo_config
 
 
 @dataclass(frozen=True)

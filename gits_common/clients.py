@@ -4,20 +4,36 @@ errors the API raised (NotFound, InvalidInput, ...), and a network failure or a 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
-import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pandas as pd
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from gits_common import errors
 from gits_common.http import STATUS_CODES
+from gits_common.jobs import JobCounts, JobRead
+from gits_common.registry import (
+    LATEST,
+    AlgorithmRead,
+    ModelStatusReport,
+    NamedServiceCreate,
+    ServiceCreate,
+    ServiceRead,
+    VersionRef,
+)
 from gits_common.schemas import Table, UseCase
 
-ERRORS_BY_STATUS = {code: kind for kind, code in STATUS_CODES.items()}
+ERRORS_BY_STATUS = {
+    code: kind for kind, code in STATUS_CODES.items() if kind is not errors.DependencyFailed
+}
+# The answers that mean "not reachable right now" (RFC 9110: a gateway that could not
+# reach, or waited too long for, the service behind it; a service that is down): only
+# these, a refused connection and a timeout are retried. Any other error answer is
+# about the request itself.
+OUTAGE_STATUSES = frozenset({502, 503, 504})
 
 
 def rows_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -36,17 +52,22 @@ def unreachable(name: str, base_url: httpx.URL, exc: Exception) -> errors.Unavai
 
 
 def checked(name: str, response: httpx.Response) -> httpx.Response:
-    """The response when it is a success, else the domain error the API reported (a
-    5xx or an unknown failure as `Unavailable`)."""
+    """The response when it is a success, else the domain error the API reported: an
+    outage status (502, 503, 504) as `Unavailable`, any other unknown status (a redirect,
+    a 500, a 400, a 401) as `DependencyFailed`, which callers must not retry and APIs
+    answer as 502 with the reason."""
     if response.is_success:
         return response
     try:
-        detail = response.json().get("detail", response.text)
+        body = response.json()
+        detail = body.get("detail", response.text) if isinstance(body, dict) else response.text
     except ValueError:
         detail = response.text
-    default = errors.Unavailable if response.status_code >= 500 else errors.GitsError
-    kind = ERRORS_BY_STATUS.get(response.status_code, default)
-    raise kind(f"{name} answered {response.status_code}: {detail}")
+    if response.status_code in OUTAGE_STATUSES:
+        kind: type[errors.GitsError] = errors.Unavailable
+    else:
+        kind = ERRORS_BY_STATUS.get(response.status_code, errors.DependencyFailed)
+    raise kind(f"{name} answered {response.status_code}: {str(detail)[:2000]}")
 
 
 class SyncApiClient:
@@ -100,15 +121,13 @@ class ApiClient:
 
     async def wait_until_up(self, seconds: float) -> None:
         """Poll /health until it answers 200, or raise `Unavailable` after `seconds`."""
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                await self.request("GET", "/health")
-                return
-            except errors.Unavailable:
-                if time.monotonic() >= deadline:
-                    raise
-                await asyncio.sleep(0.5)
+        waiting = AsyncRetrying(
+            retry=retry_if_exception_type(errors.Unavailable),
+            stop=stop_after_delay(seconds),
+            wait=wait_fixed(0.5),
+            reraise=True,
+        )
+        await waiting(self.request, "GET", "/health")
 
     async def close(self) -> None:
         """Close the underlying connections."""
@@ -129,26 +148,26 @@ class MlDataClient(ApiClient):
 
     async def use_case(self, name: str) -> UseCase:
         """A registered use case's definition."""
-        body = await self.request("GET", f"/ml_data_api/use_cases/{name}")
+        body = await self.request("GET", f"{USE_CASES}/{_segment(name)}")
         return UseCase.model_validate(body["use_case"])
 
     async def insert_rows(
         self, use_case: str, table: Table, rows: list[dict[str, Any]]
     ) -> dict[str, int]:
         """Insert rows; returns {"inserted": n, "skipped": m}."""
-        path = f"/ml_data_api/use_cases/{use_case}/{table.value}/rows"
+        path = f"{USE_CASES}/{_segment(use_case)}/{table.value}/rows"
         result: dict[str, int] = await self.request("POST", path, json={"rows": rows})
         return result
 
     async def read_rows(self, use_case: str, table: Table, **params: Any) -> list[dict[str, Any]]:
         """Rows in time order (`last=N`, or `start`/`end`, and `limit`)."""
-        path = f"/ml_data_api/use_cases/{use_case}/{table.value}/rows"
+        path = f"{USE_CASES}/{_segment(use_case)}/{table.value}/rows"
         rows: list[dict[str, Any]] = (await self.request("GET", path, params=params))["rows"]
         return rows
 
     async def attach_labels(self, use_case: str, labels: list[dict[str, Any]]) -> dict[str, Any]:
         """Attach true labels ({"message_id", "value"}) to production rows."""
-        path = f"/ml_data_api/use_cases/{use_case}/labels"
+        path = f"{USE_CASES}/{_segment(use_case)}/labels"
         result: dict[str, Any] = await self.request("POST", path, json={"labels": labels})
         return result
 
@@ -159,13 +178,14 @@ class MlDataClient(ApiClient):
 
     async def counts(self, use_case: str) -> dict[str, int]:
         """Rows per table of a use case."""
-        path = f"/ml_data_api/use_cases/{use_case}/counts"
+        path = f"{USE_CASES}/{_segment(use_case)}/counts"
         result: dict[str, int] = await self.request("GET", path)
         return result
 
 
 class QueueManagerClient(ApiClient):
-    """Client of queue_manager."""
+    """Client of queue_manager: answers come back as the shared shapes of
+    gits_common.registry and gits_common.jobs."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
         super().__init__(base_url, token, timeout=timeout, name="queue_manager")
@@ -179,42 +199,45 @@ class QueueManagerClient(ApiClient):
         description: str = "",
         uploaded_by: str = "api",
         sha256: str | None = None,
-    ) -> dict[str, Any]:
-        """Upload a model file as the next version of `name`."""
+    ) -> AlgorithmRead:
+        """Upload a model file as the next version of `name`. queue_manager checks it
+        against the use case first (`InvalidInput` naming the failed check); the
+        features it reads come from the model itself."""
         form = {
             "name": name,
             "use_case": use_case.name,
             "task": use_case.task.value,
-            "features": json.dumps(use_case.feature_names),
             "description": description,
             "uploaded_by": uploaded_by,
         }
-        if use_case.target is not None:
-            form["target"] = use_case.target.name
         if sha256 is not None:
             form["sha256"] = sha256
         files = {"file": (f"{name}.pkl", content, "application/octet-stream")}
-        result: dict[str, Any] = await self.request(
-            "POST", "/queue_manager/algorithms", data=form, files=files
-        )
-        return result
+        body = await self.request("POST", "/queue_manager/algorithms", data=form, files=files)
+        return AlgorithmRead.model_validate(body)
+
+    async def algorithm(self, name: str, version: int | str) -> AlgorithmRead:
+        """One version of an algorithm (or "latest")."""
+        body = await self.request("GET", f"{ALGORITHMS}/{_segment(name)}/versions/{version}")
+        return AlgorithmRead.model_validate(body)
 
     async def download_algorithm(self, name: str, version: int) -> tuple[bytes, str]:
-        """A model file's bytes and the SHA-256 queue_manager recorded for it."""
-        path = f"/queue_manager/algorithms/{name}/versions/{version}/file"
+        """A model file's bytes and the SHA-256 queue_manager sent with them."""
+        path = f"{ALGORITHMS}/{_segment(name)}/versions/{version}/file"
         response = await self.send("GET", path)
         return response.content, response.headers.get("X-Checksum-SHA256", "")
 
-    async def verified_model(self, name: str, version: int) -> tuple[dict[str, Any], bytes]:
+    async def verified_model(self, name: str, version: int) -> tuple[AlgorithmRead, bytes]:
         """An algorithm version's record and file; `ChecksumMismatch` unless the bytes
-        match the SHA-256 recorded at upload (and the one sent with them)."""
-        record = await self.request("GET", f"/queue_manager/algorithms/{name}/versions/{version}")
+        match the SHA-256 queue_manager computed at upload (and the one sent with them).
+        Check this before the bytes are unpickled."""
+        record = await self.algorithm(name, version)
         content, sent = await self.download_algorithm(name, version)
         actual = hashlib.sha256(content).hexdigest()
-        if actual != record["sha256"] or (sent and actual != sent):
+        if actual != record.sha256 or (sent and actual != sent):
             raise errors.ChecksumMismatch(
                 f"model file {name}:{version} does not match its checksum "
-                f"(expected {record['sha256'][:12]}..., got {actual[:12]}...)"
+                f"(expected {record.sha256[:12]}..., got {actual[:12]}...)"
             )
         return record, content
 
@@ -224,49 +247,92 @@ class QueueManagerClient(ApiClient):
         *,
         routing_key: str,
         algorithm_name: str,
-        algorithm_version: int | str = "latest",
+        algorithm_version: VersionRef = LATEST,
         use_case: str | None = None,
         updated_by: str = "api",
-    ) -> dict[str, Any]:
-        """Create a service or rebind it to another algorithm version."""
-        body = {
-            "routing_key": routing_key,
-            "algorithm_name": algorithm_name,
-            "algorithm_version": algorithm_version,
-            "use_case": use_case,
-            "updated_by": updated_by,
-        }
-        result: dict[str, Any] = await self.request(
-            "PUT", f"/queue_manager/services/{name}", json=body
+    ) -> ServiceRead:
+        """Create a service or rebind it to another algorithm version of its use case."""
+        body = ServiceCreate(
+            routing_key=routing_key,
+            algorithm_name=algorithm_name,
+            algorithm_version=algorithm_version,
+            use_case=use_case,
+            updated_by=updated_by,
         )
-        return result
+        answer = await self.request(
+            "PUT", f"{SERVICES}/{_segment(name)}", json=body.model_dump(mode="json")
+        )
+        return ServiceRead.model_validate(answer)
 
-    async def services(self) -> list[dict[str, Any]]:
+    async def create_service(
+        self,
+        name: str,
+        *,
+        routing_key: str,
+        algorithm_name: str,
+        algorithm_version: VersionRef = LATEST,
+        use_case: str | None = None,
+        updated_by: str = "api",
+    ) -> ServiceRead:
+        """Create a service; `Conflict` when one of that name exists."""
+        body = NamedServiceCreate(
+            name=name,
+            routing_key=routing_key,
+            algorithm_name=algorithm_name,
+            algorithm_version=algorithm_version,
+            use_case=use_case,
+            updated_by=updated_by,
+        )
+        answer = await self.request("POST", SERVICES, json=body.model_dump(mode="json"))
+        return ServiceRead.model_validate(answer)
+
+    async def report_model_status(self, service: str, report: ModelStatusReport) -> None:
+        """Tell queue_manager whether the service's model version loads and predicts."""
+        await self.request(
+            "PUT",
+            f"{SERVICES}/{_segment(service)}/model_status",
+            json=report.model_dump(mode="json"),
+        )
+
+    async def services(self) -> list[ServiceRead]:
         """Every service and the algorithm version it resolves to."""
-        result: list[dict[str, Any]] = await self.request("GET", "/queue_manager/services")
-        return result
+        body = await self.request("GET", SERVICES)
+        return [ServiceRead.model_validate(record) for record in body]
 
-    async def service(self, name: str) -> dict[str, Any]:
-        """A service and the algorithm version it resolves to."""
-        result: dict[str, Any] = await self.request("GET", f"/queue_manager/services/{name}")
-        return result
+    async def service(self, name: str) -> ServiceRead:
+        """A service and the algorithm version it resolves to; `NotFound` if none."""
+        body = await self.request("GET", f"{SERVICES}/{_segment(name)}")
+        return ServiceRead.model_validate(body)
 
-    async def create_jobs(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Create the jobs that do not exist yet; returns every job as stored."""
-        body = await self.request("POST", "/queue_manager/jobs/batch", json={"jobs": jobs})
-        result: list[dict[str, Any]] = body["jobs"]
-        return result
+    async def create_jobs(self, jobs: list[dict[str, Any]]) -> list[JobRead]:
+        """Create the jobs (JobCreate's fields) that do not exist yet; every job as
+        stored, in request order."""
+        body = await self.request("POST", f"{JOBS}/batch", json={"jobs": jobs})
+        return [JobRead.model_validate(job) for job in body["jobs"]]
 
-    async def update_jobs(self, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Move jobs to a new status with their result or reason."""
-        body = await self.request("PATCH", "/queue_manager/jobs/batch", json={"jobs": updates})
-        result: list[dict[str, Any]] = body["jobs"]
-        return result
+    async def record_jobs(self, jobs: list[dict[str, Any]]) -> int:
+        """Write jobs (JobRecord's fields) in their final state in one request; how many."""
+        body = await self.request("PUT", f"{JOBS}/batch", json={"jobs": jobs})
+        return int(body["recorded"])
 
-    async def job_counts(self, service: str | None = None) -> dict[str, int]:
+    async def update_jobs(self, updates: list[dict[str, Any]]) -> list[JobRead]:
+        """Move jobs (JobUpdate's fields) to a new status with their result or reason."""
+        body = await self.request("PATCH", f"{JOBS}/batch", json={"jobs": updates})
+        return [JobRead.model_validate(job) for job in body["jobs"]]
+
+    async def job_counts(self, service: str | None = None) -> JobCounts:
         """Jobs per status."""
         params = {"service": service} if service else {}
-        result: dict[str, int] = await self.request(
-            "GET", "/queue_manager/jobs/counts", params=params
-        )
-        return result
+        body = await self.request("GET", f"{JOBS}/counts", params=params)
+        return JobCounts.model_validate(body)
+
+
+USE_CASES = "/ml_data_api/use_cases"
+ALGORITHMS = "/queue_manager/algorithms"
+SERVICES = "/queue_manager/services"
+JOBS = "/queue_manager/jobs"
+
+
+def _segment(name: str) -> str:
+    """A name as one URL path segment: `a?b` or `../x` must not become another route."""
+    return quote(name, safe="")

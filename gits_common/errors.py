@@ -36,3 +36,15 @@ class TooLarge(GitsError):
 
 class Unavailable(GitsError):
     """A store or service this one depends on cannot be reached right now."""
+
+
+class DependencyFailed(GitsError):
+    """A service this one depends on answered what it should not have (a redirect, a
+    400, a 401, a 500): not an outage, and not the caller's fault either."""
+
+
+def said(exc: BaseException) -> str:
+    """An exception as one short line a user can read: its type and the first line of
+    its message, at most 300 characters of it."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__

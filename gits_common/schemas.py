@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from gits_common.rules import MESSAGE_ID_MAX_CHARS, MessageId, RowTime, StorableText
 
 # Column names become SQL identifiers (always quoted) and DataFrame columns.
 ColumnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")]
 # Use case names become table-name prefixes ("<name>_production"), so they are shorter.
 UseCaseName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
 
 # Columns every table has or the platform adds; a use case may not claim them.
 RESERVED_COLUMNS = frozenset(
@@ -63,7 +71,7 @@ class UseCase(BaseModel):
     features: list[Column] = Field(min_length=1, max_length=500)
     target: Column | None = None
     time_column: ColumnName = "timestamp"
-    description: str = ""
+    description: StorableText = ""
 
     @model_validator(mode="after")
     def _columns_are_distinct(self) -> Self:
@@ -79,6 +87,12 @@ class UseCase(BaseModel):
             raise ValueError(f"column names reserved by GITS: {reserved}")
         if self.target is None and self.task is not Task.anomaly:
             raise ValueError(f"a {self.task.value} use case needs a target column")
+        numbers = (ColumnType.float, ColumnType.int)
+        target = self.target
+        if self.task is Task.regression and target is not None and target.type not in numbers:
+            raise ValueError(
+                f"a regression target is a number (float or int), not {target.type.value}"
+            )
         return self
 
     @property
@@ -90,8 +104,8 @@ class UseCase(BaseModel):
 class SensorRecord(BaseModel):
     """One reading inside a batch message."""
 
-    message_id: str | None = Field(default=None, min_length=1, max_length=200)
-    timestamp: datetime
+    message_id: MessageId | None = None
+    timestamp: RowTime
     features: dict[str, Any]
 
 
@@ -99,8 +113,8 @@ class SensorMessage(BaseModel):
     """A message on the sensor exchange: one reading (`timestamp` and `features`), or a
     batch of readings in `records`, each stored as its own production row."""
 
-    message_id: str = Field(min_length=1, max_length=200)
-    timestamp: datetime | None = None
+    message_id: MessageId
+    timestamp: RowTime | None = None
     features: dict[str, Any] | None = None
     records: list[SensorRecord] | None = Field(default=None, min_length=1, max_length=10_000)
     routing_key: str | None = None
@@ -112,6 +126,12 @@ class SensorMessage(BaseModel):
             raise ValueError("give either 'features' (one reading) or 'records' (a batch)")
         if self.features is not None and self.timestamp is None:
             raise ValueError("a single reading needs its 'timestamp'")
+        unnamed = [i for i, r in enumerate(self.records or []) if r.message_id is None]
+        if unnamed and len(f"{self.message_id}-{unnamed[-1]}") > MESSAGE_ID_MAX_CHARS:
+            raise ValueError(
+                f"records without a message_id get '<message_id>-<i>', which must not be "
+                f"longer than {MESSAGE_ID_MAX_CHARS} characters: shorten the message_id"
+            )
         return self
 
     def readings(self) -> list[SensorRecord]:

@@ -9,13 +9,10 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from enum import IntEnum
 from urllib.parse import quote
 
 from decouple import AutoConfig
-
-if TYPE_CHECKING:
-    from gits_common.demo import DemoConfig
 
 config = AutoConfig(search_path=os.environ.get("GITS_ENV_DIR") or os.getcwd())
 
@@ -24,15 +21,31 @@ class MissingSetting(RuntimeError):
     """A required setting (usually a secret) is not configured."""
 
 
-def required(name: str) -> str:
-    """A setting with no default: its absence stops the service with a clear message."""
+# A secret shorter than this is refused at start: 32 characters of hex are 128 bits, what
+# a guess must beat (`make env` generates 48).
+MIN_SECRET_CHARS = 32
+
+
+def required(name: str, *, min_length: int = 1) -> str:
+    """A setting with no default: its absence (or a value shorter than `min_length`)
+    stops the service with a message naming it."""
     value: str = config(name, default="")
     if not value.strip():
         raise MissingSetting(
             f"{name} is not set. Run `make env` to generate local secrets into .env, "
             f"or set {name} in the environment (see .env.example)."
         )
+    if len(value) < min_length:
+        raise MissingSetting(
+            f"{name} has {len(value)} characters; a secret needs at least {min_length}. "
+            "`make env` generates one when the setting is empty in .env."
+        )
     return value
+
+
+def secret(name: str) -> str:
+    """A secret setting: required, and at least MIN_SECRET_CHARS long."""
+    return required(name, min_length=MIN_SECRET_CHARS)
 
 
 @dataclass(frozen=True)
@@ -61,15 +74,47 @@ def postgres_settings() -> PostgresSettings:
         host=config("POSTGRES_HOST", default="127.0.0.1"),
         port=config("POSTGRES_PORT", default=5432, cast=int),
         user=config("POSTGRES_USER", default="gits"),
-        password=required("POSTGRES_PASSWORD"),
+        password=secret("POSTGRES_PASSWORD"),
         database=config("POSTGRES_DB", default="gits"),
         connect_timeout=config("POSTGRES_CONNECT_TIMEOUT", default=3, cast=int),
     )
 
 
-def api_token() -> str:
-    """The bearer token every GITS API asks for and every client sends."""
-    return required("GITS_API_TOKEN")
+class Role(IntEnum):
+    """What a bearer token may do; a higher role may do all a lower one may.
+
+    - read: GET what the APIs hold (dashboards, reports);
+    - runtime: also record jobs, rows and labels, and read model files and bindings
+      (workers, data_source, the ground truth collector);
+    - admin: also register use cases, models and services, bind and promote, set
+      thresholds, start retraining (operators and the demo's setup).
+    """
+
+    read = 1
+    runtime = 2
+    admin = 3
+
+
+TOKEN_SETTINGS = {
+    Role.admin: "GITS_ADMIN_TOKEN",
+    Role.runtime: "GITS_RUNTIME_TOKEN",
+    Role.read: "GITS_READ_TOKEN",
+}
+
+
+def token(role: Role) -> str:
+    """The bearer token of `role`, which a client process sends."""
+    return secret(TOKEN_SETTINGS[role])
+
+
+def role_tokens() -> dict[Role, str]:
+    """Every role's token, which an API checks requests against; the three must differ."""
+    found = {role: token(role) for role in Role}
+    if len(set(found.values())) < len(found):
+        raise MissingSetting(
+            f"{', '.join(TOKEN_SETTINGS.values())} must be three different secrets"
+        )
+    return found
 
 
 def configure_logging() -> None:
@@ -85,22 +130,8 @@ def configure_logging() -> None:
 def amqp_url() -> str:
     """The RabbitMQ address, with credentials, from RABBITMQ_* variables."""
     user = quote(config("RABBITMQ_USER", default="gits"), safe="")
-    password = quote(required("RABBITMQ_PASSWORD"), safe="")
+    password = quote(secret("RABBITMQ_PASSWORD"), safe="")
     host = config("RABBITMQ_HOST", default="127.0.0.1")
     port = config("RABBITMQ_PORT", default=5672, cast=int)
     vhost = quote(config("RABBITMQ_VHOST", default="/"), safe="")
     return f"amqp://{user}:{password}@{host}:{port}/{vhost}"
-
-
-def demo_config() -> DemoConfig:
-    """The demo generator's knobs from DEMO_* variables. data_source and the ground truth
-    collector must agree on them: they determine the demo's message ids."""
-    from gits_common.demo import DemoConfig  # numpy and pandas only for the demo's users
-
-    drift_after = config("DEMO_DRIFT_AFTER_MINUTE", default="")
-    return DemoConfig(
-        seed=config("DEMO_SEED", default=7, cast=int),
-        drift_after_minute=int(drift_after) if drift_after.strip() else None,
-        drift_shift=config("DEMO_DRIFT_SHIFT", default=40.0, cast=float),
-        ground_truth_every_minutes=config("DEMO_GROUND_TRUTH_EVERY", default=60, cast=int),
-    )

@@ -1,17 +1,22 @@
 """`python -m ground_truth_collector`: attach the demo's true labels to the predictions
 they belong to, GROUND_TRUTH_DELAY_SECONDS after each reading, every
-GROUND_TRUTH_INTERVAL_SECONDS, and add those rows to the training table."""
+GROUND_TRUTH_INTERVAL_SECONDS, and add those rows to the training table, until SIGTERM
+or Ctrl-C. Settings come from the environment, then .env; there are no options."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import itertools
+import functools
 import logging
+import sys
 from datetime import timedelta
+
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_fixed
 
 from gits_common import errors
 from gits_common.clients import MlDataClient
-from gits_common.lifecycle import pause, stop_on_signals
+from gits_common.lifecycle import log_while_waiting, pause, stop_on_signals, stop_when_stopped
 from gits_common.schemas import UseCase
 from gits_common.settings import configure_logging
 from ground_truth_collector.collector import Collector, Cursor
@@ -19,9 +24,10 @@ from ground_truth_collector.settings import Settings, load_settings
 from ground_truth_collector.sources import DemoLabels
 
 log = logging.getLogger("ground_truth_collector")
+POLL_SECONDS = 2.0  # how often to ask whether the use case is there yet
 
 
-async def main(settings: Settings) -> None:
+async def collect(settings: Settings) -> None:
     """Collect until SIGTERM or SIGINT."""
     stop = stop_on_signals()
     client = MlDataClient(settings.ml_data_api_url, settings.api_token)
@@ -50,19 +56,32 @@ async def main(settings: Settings) -> None:
 
 
 async def _registered(client: MlDataClient, name: str, stop: asyncio.Event) -> UseCase | None:
-    """The use case once ml_data_api has it (it may still be loading), or None if stopped."""
-    for attempt in itertools.count():
-        try:
-            return await client.use_case(name)
-        except (errors.NotFound, errors.Unavailable) as exc:
-            if attempt % 15 == 0:
-                log.info("waiting for use case %s: %s", name, exc.detail)
-        await pause(stop, 2.0)
-        if stop.is_set():
-            return None
-    return None
+    """The use case once ml_data_api has it (it may still be loading, or not up yet), or
+    None if stopped first. Only "not there yet" and "unreachable" are waited out."""
+
+    async def fetch() -> UseCase | None:
+        # A stop during the pause ends the wait without one more request.
+        return None if stop.is_set() else await client.use_case(name)
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type((errors.NotFound, errors.Unavailable)),
+        stop=stop_when_stopped(stop),
+        wait=wait_fixed(POLL_SECONDS),
+        sleep=functools.partial(pause, stop),
+        before_sleep=log_while_waiting(log, "waiting for use case %s: %s", name),
+        retry_error_callback=lambda _state: None,  # stopped while waiting
+    )
+    use_case: UseCase | None = await retrying(fetch)
+    return use_case
+
+
+def main(argv: list[str]) -> None:
+    """Refuse any argument (exit status 2, with the usage), then collect."""
+    parser = argparse.ArgumentParser(prog="python -m ground_truth_collector", description=__doc__)
+    parser.parse_args(argv)
+    configure_logging()
+    asyncio.run(collect(load_settings()))
 
 
 if __name__ == "__main__":
-    configure_logging()
-    asyncio.run(main(load_settings()))
+    main(sys.argv[1:])

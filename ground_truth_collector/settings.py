@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gits_common.demo import DemoConfig
-from gits_common.settings import api_token, config, demo_config
+from gits_common.settings import Role, config, token
+from gits_ml.demo import DemoConfig, demo_config
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def load_settings() -> Settings:
     """Settings from the environment and .env."""
     return Settings(
         ml_data_api_url=config("ML_DATA_API_URL", default="http://127.0.0.1:8004"),
-        api_token=api_token(),
+        api_token=token(Role.runtime),  # the runtime role's
         use_case=config("GROUND_TRUTH_USE_CASE", default="product_quality"),
         interval_seconds=config("GROUND_TRUTH_INTERVAL_SECONDS", default=10.0, cast=float),
         delay_seconds=config("GROUND_TRUTH_DELAY_SECONDS", default=60.0, cast=float),

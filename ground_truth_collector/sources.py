@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from gits_common.demo import TARGET, DemoConfig, generate
+from gits_ml.demo import TARGET, DemoConfig, generate
 
 
 class LabelSource(Protocol):

@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Training, testing and production data of every use case, in "
         "PostgreSQL/TimescaleDB",
         router=router,
-        token=settings.api_token,
+        tokens=settings.tokens,
         max_body_bytes=settings.max_body_bytes,
         lifespan=lifespan,
     )

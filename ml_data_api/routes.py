@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from gits_common.demo import PRODUCT_QUALITY, example_row
+from gits_common import errors
+from gits_common.http import UseCaseNamePath, error_responses, role
+from gits_common.rules import RowTime
 from gits_common.schemas import Table, UseCase
+from gits_common.settings import Role
+from gits_ml.demo import PRODUCT_QUALITY, example_row
 from ml_data_api.schemas import (
     DeleteResult,
     InsertResult,
@@ -58,7 +61,16 @@ def service(request: Request) -> MlData:
     return ml_data
 
 
-@router.post("/use_cases", response_model=UseCaseRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/use_cases",
+    response_model=UseCaseRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        status.HTTP_200_OK: {"model": UseCaseRead, "description": "Registered before, the same"},
+        **error_responses({errors.Conflict: "Registered before with another definition"}),
+    },
+    openapi_extra=role(Role.admin),
+)
 def register_use_case(
     use_case: Annotated[UseCase, Body(openapi_examples=USE_CASE_EXAMPLES)],
     request: Request,
@@ -72,20 +84,20 @@ def register_use_case(
     return record
 
 
-@router.get("/use_cases", response_model=list[UseCaseRead])
+@router.get("/use_cases", response_model=list[UseCaseRead], openapi_extra=role(Role.read))
 def list_use_cases(request: Request) -> list[UseCaseRead]:
     """Every registered use case."""
     return service(request).use_cases()
 
 
-@router.get("/use_cases/{name}", response_model=UseCaseRead)
-def read_use_case(name: str, request: Request) -> UseCaseRead:
+@router.get("/use_cases/{name}", response_model=UseCaseRead, openapi_extra=role(Role.read))
+def read_use_case(name: UseCaseNamePath, request: Request) -> UseCaseRead:
     """One use case's definition and tables."""
     return service(request).get(name)
 
 
-@router.get("/use_cases/{name}/counts")
-def count_rows(name: str, request: Request) -> dict[str, int]:
+@router.get("/use_cases/{name}/counts", openapi_extra=role(Role.read))
+def count_rows(name: UseCaseNamePath, request: Request) -> dict[str, int]:
     """Rows in each of the use case's tables."""
     return service(request).counts(name)
 
@@ -94,9 +106,10 @@ def count_rows(name: str, request: Request) -> dict[str, int]:
     "/use_cases/{name}/{table}/rows",
     response_model=InsertResult,
     status_code=status.HTTP_201_CREATED,
+    openapi_extra=role(Role.runtime),
 )
 def insert_rows(
-    name: str,
+    name: UseCaseNamePath,
     table: Table,
     body: Annotated[RowsCreate, Body(openapi_examples=ROWS_EXAMPLES)],
     request: Request,
@@ -106,14 +119,16 @@ def insert_rows(
     return service(request).insert(name, table, body.rows)
 
 
-@router.get("/use_cases/{name}/{table}/rows", response_model=RowsRead)
+@router.get(
+    "/use_cases/{name}/{table}/rows", response_model=RowsRead, openapi_extra=role(Role.read)
+)
 def read_rows(
-    name: str,
+    name: UseCaseNamePath,
     table: Table,
     request: Request,
     last: Annotated[int | None, Query(ge=1, le=MAX_READ_ROWS, description="newest N rows")] = None,
-    start: Annotated[datetime | None, Query(description="inclusive")] = None,
-    end: Annotated[datetime | None, Query(description="exclusive")] = None,
+    start: Annotated[RowTime | None, Query(description="inclusive")] = None,
+    end: Annotated[RowTime | None, Query(description="exclusive")] = None,
     labelled: Annotated[
         bool | None, Query(description="only rows whose target is (true) or is not (false) set")
     ] = None,
@@ -130,9 +145,11 @@ def read_rows(
     return JSONResponse(body)
 
 
-@router.post("/use_cases/{name}/labels", response_model=LabelResult)
+@router.post(
+    "/use_cases/{name}/labels", response_model=LabelResult, openapi_extra=role(Role.runtime)
+)
 def attach_labels(
-    name: str,
+    name: UseCaseNamePath,
     body: Annotated[LabelsCreate, Body(openapi_examples=LABELS_EXAMPLES)],
     request: Request,
 ) -> LabelResult:
@@ -141,19 +158,27 @@ def attach_labels(
     return service(request).label(name, body.labels)
 
 
-@router.delete("/use_cases/{name}/{table}/rows", response_model=DeleteResult)
+@router.delete(
+    "/use_cases/{name}/{table}/rows", response_model=DeleteResult, openapi_extra=role(Role.admin)
+)
 def delete_rows(
-    name: str,
+    name: UseCaseNamePath,
     table: Table,
     request: Request,
-    start: Annotated[datetime, Query(description="inclusive")],
-    end: Annotated[datetime, Query(description="exclusive")],
+    start: Annotated[RowTime, Query(description="inclusive")],
+    end: Annotated[RowTime, Query(description="exclusive")],
 ) -> DeleteResult:
     """Delete the rows whose time is in [start, end)."""
     return DeleteResult(deleted=service(request).delete(name, table, start=start, end=end))
 
 
-@router.post("/insert_data/", response_model=InsertResult, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/insert_data/",
+    response_model=InsertResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses({errors.NotFound: "No use case of that name"}),
+    openapi_extra=role(Role.runtime),
+)
 def insert_data(
     body: Annotated[LegacyInsert, Body(openapi_examples=LEGACY_EXAMPLES)], request: Request
 ) -> InsertResult:
@@ -162,4 +187,4 @@ def insert_data(
     ml_data = service(request)
     name = body.use_case or request.app.state.settings.default_use_case
     rows = body.data if isinstance(body.data, list) else [body.data]
-    return ml_data.insert(name, body.table_name, [ml_data.rename_legacy(name, r) for r in rows])
+    return ml_data.insert(name, body.table_name, ml_data.rename_legacy(name, rows))

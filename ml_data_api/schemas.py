@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
-from gits_common.schemas import Table, UseCase
+from gits_common.schemas import Table, UseCase, UseCaseName
+
+# An empty batch is refused by the service, which says so ("empty batch"): stated in the
+# document, checked there.
+AT_LEAST_ONE: JsonDict = {"minItems": 1}
 
 
 class UseCaseRead(BaseModel):
@@ -21,16 +26,19 @@ class RowsCreate(BaseModel):
     """Rows to insert: one row or thousands, all or nothing."""
 
     rows: list[dict[str, Any]] = Field(
+        json_schema_extra=AT_LEAST_ONE,
         description="Objects keyed by column: time column, features, target; production "
-        "rows also message_id, prediction, prediction_score, model_version"
+        "rows also message_id, prediction, prediction_score, model_version",
     )
 
 
 class InsertResult(BaseModel):
-    """How many rows were stored, and how many were already there (same message_id)."""
+    """How many rows were stored, and how many were already there (same message_id),
+    with those message ids: the rows stored earlier under them are kept as they were."""
 
     inserted: int
     skipped: int
+    skipped_ids: list[str] = Field(default_factory=list)
 
 
 class RowsRead(BaseModel):
@@ -46,7 +54,8 @@ class LabelsCreate(BaseModel):
     """True labels for production rows, by message id."""
 
     labels: list[dict[str, Any]] = Field(
-        description='Objects {"message_id": ..., "value": <the target\'s type>}'
+        json_schema_extra=AT_LEAST_ONE,
+        description='Objects {"message_id": ..., "value": <the target\'s type>}',
     )
 
 
@@ -72,6 +81,6 @@ class LegacyInsert(BaseModel):
 
     table_name: Table = Field(alias="table")
     data: dict[str, Any] | list[dict[str, Any]]
-    use_case: str | None = Field(
+    use_case: UseCaseName | None = Field(
         default=None, description="Defaults to ML_DATA_API_DEFAULT_USE_CASE"
     )

@@ -9,10 +9,11 @@ from typing import Any
 
 from gits_common import errors
 from gits_common.postgres import Database
-from gits_common.schemas import ColumnType, Table, UseCase
-from gits_common.values import Records, records_validator
+from gits_common.rules import printable
+from gits_common.schemas import Table, UseCase
+from gits_common.values import Kind, Records, records_validator
 from ml_data_api import store
-from ml_data_api.rows import row_validator, validate_rows
+from ml_data_api.rows import MAX_REPORTED_ERRORS, row_validator, validate_rows
 from ml_data_api.schemas import InsertResult, LabelResult, UseCaseRead
 from ml_data_api.tables import fields, table_name
 
@@ -92,10 +93,14 @@ class MlData:
                 "split it into smaller requests"
             )
         valid = validate_rows(self._validator(use_case, table), rows)
-        inserted = self.db.run(
+        new = self.db.run(
             lambda conn: store.insert_rows(conn=conn, use_case=use_case, table=table, rows=valid)
         )
-        return InsertResult(inserted=inserted, skipped=len(valid) - inserted)
+        fresh = set(new)
+        skipped = [
+            r["message_id"] for r in valid if r.get("message_id") and r["message_id"] not in fresh
+        ]
+        return InsertResult(inserted=len(new), skipped=len(valid) - len(new), skipped_ids=skipped)
 
     def _validator(self, use_case: UseCase, table: Table) -> Records:
         key = (use_case.name, table)
@@ -129,6 +134,7 @@ class MlData:
                 f"batch of {len(labels)} labels is over the limit of {self.max_batch_rows}"
             )
         valid = validate_rows(self._label_validator(use_case), labels)
+        _refuse_conflicting_labels(valid)
         found, added = self.db.run(
             lambda conn: store.attach_labels(conn=conn, use_case=use_case, labels=valid)
         )
@@ -140,8 +146,8 @@ class MlData:
         with self._lock:
             if key not in self._validators:
                 assert use_case.target is not None
-                columns = [
-                    ("message_id", ColumnType.text, True),
+                columns: list[tuple[str, Kind, bool]] = [
+                    ("message_id", "message_id", True),
                     ("value", use_case.target.type, True),
                 ]
                 self._validators[key] = records_validator(f"{use_case.name}_label", columns)
@@ -162,12 +168,30 @@ class MlData:
             )
         )
 
-    def rename_legacy(self, name: str, row: dict[str, Any]) -> dict[str, Any]:
+    def rename_legacy(self, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The original GITS wrote lower-case column names; map keys onto the use case's
-        columns ignoring case, leaving unknown keys for validation to report."""
+        columns ignoring case, leaving unknown keys for validation to report. Raises
+        `InvalidInput` naming the row and both keys when two keys of a row differ only
+        by case: one of their values would otherwise be dropped unseen."""
         use_case = self.get(name).use_case
         known = {f.name.lower(): f.name for f in fields(use_case, Table.production)}
-        return {known.get(key.lower(), key): value for key, value in row.items()}
+        renamed, found = [], []
+        for index, row in enumerate(rows):
+            out: dict[str, Any] = {}
+            sent: dict[str, str] = {}
+            for key, value in row.items():
+                column = known.get(key.lower(), key)
+                if column in sent:
+                    found.append(_same_column(index, column, sent[column], key))
+                sent[column] = key
+                out[column] = value
+            renamed.append(out)
+        if found:
+            raise errors.InvalidInput(
+                f"{len(found)} column(s) given twice, nothing was written: {found[0]['reason']}",
+                errors=found[:MAX_REPORTED_ERRORS],
+            )
+        return renamed
 
 
 def _read(use_case: UseCase, storage: str) -> UseCaseRead:
@@ -176,6 +200,34 @@ def _read(use_case: UseCase, storage: str) -> UseCaseRead:
         storage=storage,
         tables={t: table_name(use_case.name, t) for t in Table},
     )
+
+
+def _same_column(index: int, column: str, first: str, second: str) -> dict[str, Any]:
+    reason = (
+        f"row {index}: keys {first!r} and {second!r} both name column {column!r} "
+        "(names match ignoring case); send one"
+    )
+    return {"row": index, "column": printable(column), "reason": reason}
+
+
+def _refuse_conflicting_labels(labels: list[dict[str, Any]]) -> None:
+    """`InvalidInput` naming both rows when one message id is given two different
+    values: PostgreSQL would store one of them, unsaid which."""
+    first: dict[str, int] = {}
+    found = []
+    for index, label in enumerate(labels):
+        seen = first.setdefault(label["message_id"], index)
+        if seen != index and labels[seen]["value"] != label["value"]:
+            reason = (
+                f"row {index}: message_id {label['message_id']!r} already has another "
+                f"value in row {seen}"
+            )
+            found.append({"row": index, "column": "value", "reason": reason})
+    if found:
+        raise errors.InvalidInput(
+            f"{len(found)} conflicting label(s), nothing was written: {found[0]['reason']}",
+            errors=found[:MAX_REPORTED_ERRORS],
+        )
 
 
 def _check_window(start: datetime | None, end: datetime | None) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gits_common.settings import PostgresSettings, api_token, config, postgres_settings
+from gits_common.settings import (
+    PostgresSettings,
+    Role,
+    config,
+    postgres_settings,
+    role_tokens,
+)
 
 
 @dataclass(frozen=True)
@@ -12,7 +18,7 @@ class Settings:
     """Everything ml_data_api needs to run."""
 
     postgres: PostgresSettings
-    api_token: str
+    tokens: dict[Role, str]  # what each role's bearer token is
     host: str
     port: int
     pool_min: int
@@ -26,7 +32,7 @@ def load_settings() -> Settings:
     """Settings from the environment and .env."""
     return Settings(
         postgres=postgres_settings(),
-        api_token=api_token(),
+        tokens=role_tokens(),
         host=config("ML_DATA_API_HOST", default="127.0.0.1"),
         port=config("ML_DATA_API_PORT", default=8004, cast=int),
         pool_min=config("ML_DATA_API_POOL_MIN", default=1, cast=int),

@@ -25,6 +25,7 @@ SQL_TYPES = {
     ColumnType.bool: "boolean",
     ColumnType.text: "text",
     "time": "timestamptz",
+    "message_id": "text",
 }
 # Below this many rows one INSERT statement is quicker than staging through COPY.
 COPY_THRESHOLD = 500
@@ -112,20 +113,29 @@ def _create_table(cur: Any, use_case: UseCase, table: Table, hypertable: bool) -
 
 def insert_rows(
     *, conn: Connection, use_case: UseCase, table: Table, rows: Sequence[dict[str, Any]]
-) -> int:
+) -> list[str | None]:
     """Insert validated rows in one transaction; rows whose message_id is already
-    stored are skipped. Returns how many rows were new."""
+    stored are skipped. Returns the message_id of every row that was new (None for new
+    rows without one)."""
     cols = fields(use_case, table)
     target = sql.Identifier(table_name(use_case.name, table))
     names = sql.SQL(", ").join(sql.Identifier(f.name) for f in cols)
     with conn.cursor() as cur:
         if len(rows) < COPY_THRESHOLD:
-            values = [tuple(row.get(f.name) for f in cols) for row in rows]
-            query = sql.SQL("INSERT INTO {} ({}) VALUES %s ON CONFLICT DO NOTHING").format(
-                target, names
+            values = [_parameters(row, cols) for row in rows]
+            query = sql.SQL(
+                "INSERT INTO {} ({}) VALUES %s ON CONFLICT DO NOTHING RETURNING message_id"
+            ).format(target, names)
+            template = _typed_template(cols)
+            new = execute_values(
+                cur,
+                query.as_string(conn),
+                values,
+                template=template,
+                page_size=len(values),
+                fetch=True,
             )
-            execute_values(cur, query.as_string(conn), values, page_size=len(values))
-            return int(cur.rowcount)
+            return [row[0] for row in new]
         staging = sql.Identifier("gits_incoming")
         cur.execute(
             sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
@@ -135,11 +145,28 @@ def insert_rows(
         copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(staging, names)
         cur.copy_expert(copy.as_string(conn), _csv(rows, cols))
         cur.execute(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
-                target, names, names, staging
-            )
+            sql.SQL(
+                "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING RETURNING message_id"
+            ).format(target, names, names, staging)
         )
-        return int(cur.rowcount)
+        return [row[0] for row in cur.fetchall()]
+
+
+def _typed_template(cols: Sequence[Field]) -> str:
+    """An execute_values row template casting each value to its column's type, so a
+    VALUES list has the table's types (see `_parameters` for floats)."""
+    casts = ", ".join(f"(%s)::{SQL_TYPES[f.kind]}" for f in cols)
+    return f"({casts})"
+
+
+def _parameters(row: dict[str, Any], cols: Sequence[Field]) -> tuple[Any, ...]:
+    """A row's values as query parameters. Floats go as their shortest repr text:
+    psycopg2 writes them as bare literals, and PostgreSQL reads `-0.0` as minus the
+    numeric 0, which is 0, where the text '-0.0' is the double -0."""
+    return tuple(
+        repr(value) if isinstance(value, float) else value
+        for value in (row.get(f.name) for f in cols)
+    )
 
 
 def _csv(rows: Sequence[dict[str, Any]], cols: list[Field]) -> io.StringIO:
@@ -218,9 +245,16 @@ def attach_labels(
             "UPDATE {p} SET {t} = v.value FROM (VALUES %s) AS v(message_id, value) "
             "WHERE {p}.message_id = v.message_id RETURNING {p}.message_id"
         ).format(p=production, t=target)
-        values = [(label["message_id"], label["value"]) for label in labels]
+        cols = [Field("message_id", "message_id", True), Field("value", use_case.target.type, True)]
+        values = [_parameters(label, cols) for label in labels]
+        template = _typed_template(cols)
         found = execute_values(
-            cur, update.as_string(conn), values, page_size=len(values), fetch=True
+            cur,
+            update.as_string(conn),
+            values,
+            template=template,
+            page_size=len(values),
+            fetch=True,
         )
         labelled = {row[0] for row in found}
         columns = sql.SQL(", ").join(

@@ -32,7 +32,7 @@ def fields(use_case: UseCase, table: Table) -> list[Field]:
     """
     production = table is Table.production
     out = [
-        Field("message_id", ColumnType.text, required=production),
+        Field("message_id", "message_id", required=production),
         Field(use_case.time_column, "time", required=True),
         *(Field(c.name, c.type, required=True) for c in use_case.features),
     ]

@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from gits_common.clients import MlDataClient, QueueManagerClient
-from gits_common.demo import PRODUCT_QUALITY
 from gits_common.errors import GitsError
 from gits_common.schemas import Table, UseCase
 from gits_common.settings import configure_logging
+from gits_ml.demo import PRODUCT_QUALITY
 from ml_data_loader.bootstrap import bootstrap_model
 from ml_data_loader.loader import demo_splits, load, read_csv
 from ml_data_loader.settings import Settings, load_settings
@@ -94,9 +94,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Exit code 0 on success, 1 with a reason otherwise."""
-    configure_logging()
+    """Exit code 0 on success, 1 with a reason otherwise, 2 with the usage for bad
+    options (before anything is loaded or connected to)."""
     args = parse_args(argv)
+    configure_logging()
     try:
         asyncio.run(run(args, load_settings()))
     except GitsError as exc:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import pandas as pd
 
-from gits_common import errors, modeling
+from gits_common import errors
 from gits_common.clients import QueueManagerClient
+from gits_common.registry import ServiceRead
 from gits_common.schemas import UseCase
+from gits_ml import modeling
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +24,15 @@ async def bootstrap_model(
     *,
     service: str,
     routing_key: str,
-) -> dict[str, Any]:
+) -> ServiceRead:
     """The service's binding: the existing one, or a fresh model bound to it."""
     try:
         existing = await queue_manager.service(service)
         log.info(
             "service %s already uses %s:%s; no model trained",
             service,
-            existing["algorithm_name"],
-            existing["resolved_version"],
+            existing.algorithm_name,
+            existing.resolved_version,
         )
         return existing
     except errors.NotFound:
@@ -51,10 +52,10 @@ async def bootstrap_model(
     bound = await queue_manager.bind_service(
         service,
         routing_key=routing_key,
-        algorithm_name=algorithm["name"],
-        algorithm_version=algorithm["version"],
+        algorithm_name=algorithm.name,
+        algorithm_version=algorithm.version,
         use_case=use_case.name,
         updated_by="ml_data_loader",
     )
-    log.info("bound %s to %s:%s", service, algorithm["name"], algorithm["version"])
+    log.info("bound %s to %s", service, algorithm.label)
     return bound

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from gits_common.clients import MlDataClient, rows_from_frame
-from gits_common.demo import DemoConfig, generate
 from gits_common.schemas import ColumnType, Table, UseCase
+from gits_ml.demo import DemoConfig, generate
 
 log = logging.getLogger(__name__)
 

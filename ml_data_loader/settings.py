@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gits_common.settings import api_token, config
+from gits_common.settings import Role, config, token
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ def load_settings() -> Settings:
     return Settings(
         ml_data_api_url=config("ML_DATA_API_URL", default="http://127.0.0.1:8004"),
         queue_manager_url=config("QUEUE_MANAGER_URL", default="http://127.0.0.1:8001"),
-        api_token=api_token(),
+        api_token=token(Role.admin),  # the admin role's
         demo_seed=config("DEMO_SEED", default=7, cast=int),
         bootstrap_service=config("DEMO_SERVICE", default="service_product_quality_A"),
         bootstrap_routing_key=config("DEMO_ROUTING_KEY", default="gits_product_quality_A"),

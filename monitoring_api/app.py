@@ -15,14 +15,16 @@ from fastapi.concurrency import run_in_threadpool
 from gits_common import errors
 from gits_common.clients import ApiClient, MlDataClient, QueueManagerClient
 from gits_common.http import Lifespan, create_api
+from gits_common.monitoring import Thresholds
 from gits_common.postgres import Database, add_health_route
+from gits_common.settings import Role
 from monitoring_api.models import Models
 from monitoring_api.routes import router
-from monitoring_api.schemas import Thresholds
 from monitoring_api.service import ReportService
 from monitoring_api.settings import Settings
 from monitoring_api.sources import Sources
 from monitoring_api.watch import Watch, WatchSettings
+from monitoring_api.webhooks import WebhookPolicy
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,9 @@ def create_app(settings: Settings) -> FastAPI:
         minconn=settings.pool_min,
         maxconn=settings.pool_max,
     )
-    ml_data = MlDataClient(settings.ml_data_api_url, settings.api_token)
-    queue_manager = QueueManagerClient(settings.queue_manager_url, settings.api_token)
+    ml_data = MlDataClient(settings.ml_data_api_url, settings.tokens[Role.read])
+    # Model files are the runtime role's: monitoring predicts the reference with them.
+    queue_manager = QueueManagerClient(settings.queue_manager_url, settings.tokens[Role.runtime])
     sources = Sources(ml_data, max_rows=settings.max_rows, reference_rows=settings.reference_rows)
     models = Models(queue_manager)
     reports = ReportService(
@@ -51,7 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Data quality, drift and model performance of production data against the "
         "reference data; metric history and alerts",
         router=router,
-        token=settings.api_token,
+        tokens=settings.tokens,
         max_body_bytes=MAX_BODY_BYTES,
         lifespan=lifespan,
     )
@@ -71,6 +74,7 @@ def _watch_settings(settings: Settings) -> WatchSettings:
         min_labelled=settings.min_labelled,
         cooldown=timedelta(seconds=settings.alert_cooldown_seconds),
         webhook_timeout=settings.webhook_timeout_seconds,
+        webhooks=WebhookPolicy(allowed=settings.webhook_allowed_hosts),
         defaults=Thresholds(
             drift_share=settings.default_drift_share,
             feature_drift_score=settings.default_feature_drift_score,

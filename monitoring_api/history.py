@@ -8,13 +8,12 @@ from typing import Any
 
 import pandas as pd
 
+from gits_common.monitoring import DRIFT_P_VALUE, DRIFT_SCORE, DRIFT_SHARE, Thresholds
 from gits_common.schemas import UseCase
 from monitoring_api import drift, performance
 from monitoring_api.frames import PREDICTION, feature_roles, labelled
-from monitoring_api.schemas import Thresholds
 
-DRIFT_SHARE = "drift_share"
-DRIFT_SCORE = "drift_score"  # one value per feature
+SERIES = {"distance": DRIFT_SCORE, "p_value": DRIFT_P_VALUE}
 
 Value = tuple[str, str | None, float]  # (metric, feature or None, value)
 
@@ -42,14 +41,16 @@ def compute(
     min_labelled: int,
     reference_predictions: pd.Series | None,
 ) -> Point:
-    """Drift share and drift scores of the window against the reference; with at least
-    `min_labelled` scored rows, realised performance, and with the model's predictions
-    on the reference, its primary metric there (`reference_mae`, `reference_accuracy`)."""
-    scores = drift.scores(
-        drift.drift_report(window, reference, feature_roles(use_case), full=False)
-    )
-    values: list[Value] = [(DRIFT_SHARE, None, drift.summary(scores)["drift_share"])]
-    values += [(DRIFT_SCORE, feature, score) for feature, score in scores.items()]
+    """Drift share and each feature's drift score (or p-value) of the window against the
+    reference; with at least `min_labelled` scored rows, realised performance, and with
+    the model's predictions on the reference, its primary metric there
+    (`reference_mae`, `reference_accuracy`)."""
+    found = drift.measure(window, reference, feature_roles(use_case), full=False)
+    values: list[Value] = [(DRIFT_SHARE, None, drift.summary(found)["drift_share"])]
+    values += [
+        (SERIES[found.methods[feature].kind], feature, score)
+        for feature, score in found.scores.items()
+    ]
     scored = scored_rows(use_case, window)
     if len(scored) >= min_labelled:
         values += _performance(use_case, scored, reference, reference_predictions)
@@ -82,13 +83,9 @@ def _performance(
 
 
 def crossings(use_case: UseCase, values: list[Value], limits: Thresholds) -> list[dict[str, Any]]:
-    """The alerts a point's values raise against the thresholds (before any cool-down)."""
-    found: list[dict[str, Any]] = []
-    limit_of = {DRIFT_SHARE: limits.drift_share, DRIFT_SCORE: limits.feature_drift_score}
-    for metric, feature, value in values:
-        limit = limit_of.get(metric)
-        if limit is not None and value >= limit:  # at the threshold counts, as in Evidently
-            found.append(_alert(metric, feature, value, limit))
+    """The alerts a point's values raise against the thresholds (before any cool-down).
+    `feature_drift_score` is a distance: it applies to drift scores, not to p-values."""
+    found = [_alert(*crossed) for crossed in limits.drift_crossings(values)]
     if limits.performance_drop is not None and use_case.task in performance.PRIMARY:
         primary, _ = performance.PRIMARY[use_case.task]
         by_name = {metric: value for metric, feature, value in values if feature is None}

@@ -11,8 +11,12 @@ from typing import Any
 
 import pandas as pd
 
-from gits_common import errors, modeling
+from gits_common import errors
 from gits_common.clients import QueueManagerClient
+from gits_common.registry import parse_model_label
+from gits_common.schemas import UseCase
+from gits_ml import modeling
+from monitoring_api.frames import MODEL_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +33,25 @@ class LoadedModel:
     features: list[str]
     pipeline: Any
 
-    def predict(self, frame: pd.DataFrame) -> pd.Series:
-        """The model's predictions for every row (blocking: call it in a thread)."""
-        return pd.Series(self.pipeline.predict(frame[self.features]), index=frame.index)
+    def predict(self, use_case: UseCase, frame: pd.DataFrame) -> pd.Series:
+        """The model's predictions for every row, as plain values of the use case's
+        prediction type (blocking: call it in a thread). Raises KeyError for a missing
+        feature, `modeling.ModelFailed` for a model that fails or predicts other types."""
+        labels = modeling.predict(
+            self.pipeline,
+            frame[self.features],
+            task=use_case.task,
+            label_type=modeling.prediction_type(use_case),
+        ).labels
+        return pd.Series(labels, index=frame.index, dtype=object)
 
 
 def parse_label(label: str) -> tuple[str, int]:
     """`<algorithm>:<version>` as (algorithm, version), or `ModelUnavailable`."""
-    name, _, version = label.rpartition(":")
-    if not name or not version.isdigit():
-        raise ModelUnavailable(f"model_version {label!r} is not '<algorithm>:<version>'")
-    return name, int(version)
+    try:
+        return parse_model_label(label)
+    except ValueError as exc:
+        raise ModelUnavailable(f"model_version: {exc}") from None
 
 
 class Models:
@@ -51,6 +63,24 @@ class Models:
         self._size = size
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = asyncio.Lock()
+
+    async def bound(self, use_case: str, window: pd.DataFrame) -> LoadedModel:
+        """The model a service of the use case is bound to now, found through
+        queue_manager, never because a production row names it: when several services
+        serve the use case, the one whose version made most of the window's predictions
+        (else the first by name). `ModelUnavailable` when none is bound to a version that
+        exists, `Unavailable` when queue_manager is down."""
+        services = await self._qm.services()
+        labels = [
+            s.model_label
+            for s in sorted(services, key=lambda s: s.name)
+            if s.use_case == use_case and s.model_label is not None
+        ]
+        if not labels:
+            raise ModelUnavailable(f"no service of use case {use_case!r} is bound to a model")
+        made = window[MODEL_VERSION].value_counts() if MODEL_VERSION in window else pd.Series()
+        label = max(labels, key=lambda label: int(made.get(label, 0)))
+        return await self.get(label)
 
     async def get(self, label: str) -> LoadedModel:
         """The model, or `ModelUnavailable`, or `Unavailable` when queue_manager is down."""
@@ -75,4 +105,4 @@ class Models:
         except Exception as exc:  # a file that unpickles to nothing usable
             raise ModelUnavailable(f"model file {label} cannot be loaded: {exc!r}") from exc
         log.info("loaded model %s to predict the reference rows", label)
-        return LoadedModel(label=label, features=list(record["features"]), pipeline=pipeline)
+        return LoadedModel(label=label, features=list(record.features), pipeline=pipeline)

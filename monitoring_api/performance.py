@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn import metrics
 
 from gits_common.schemas import Task
+from monitoring_api.frames import class_array
 
 # What the history records for each task, and the metric a performance drop is judged
 # on, with whether higher is better.
@@ -35,8 +36,10 @@ def regression(y_true: pd.Series, y_pred: pd.Series) -> dict[str, float | None]:
 
 
 def classification(y_true: pd.Series, y_pred: pd.Series) -> dict[str, float | None]:
-    """Accuracy, and precision, recall and F1 averaged over the classes (macro)."""
-    truth, predicted = y_true.astype(str), y_pred.astype(str)
+    """Accuracy, and precision, recall and F1 averaged over the classes (macro), of
+    labels of the use case's type (frames.typed: the label 1 equals the prediction 1,
+    and the text "1" is no int 1)."""
+    truth, predicted = class_array(y_true), class_array(y_pred)
     options = {"average": "macro", "zero_division": 0}
     return {
         "accuracy": float(metrics.accuracy_score(truth, predicted)),

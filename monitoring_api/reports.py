@@ -23,10 +23,17 @@ from evidently.core.report import Snapshot
 from evidently.presets import ClassificationPreset, DataSummaryPreset, RegressionPreset
 
 from gits_common import errors
+from gits_common.monitoring import ReportFormat, ReportKind
 from gits_common.schemas import Task, UseCase
 from monitoring_api import drift, performance
-from monitoring_api.frames import PREDICTION, Role, feature_roles, label_role, labelled
-from monitoring_api.schemas import ReportFormat, ReportKind
+from monitoring_api.frames import (
+    PREDICTION,
+    Role,
+    classes,
+    feature_roles,
+    label_role,
+    labelled,
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,12 @@ def data_quality(inputs: Inputs) -> Built:
     """Evidently's data summary of the features and target, and per column the missing
     share and the centre and spread (numbers) or the most common value (labels)."""
     roles = _with_target(inputs.use_case, feature_roles(inputs.use_case))
-    current, reference = drift.datasets(inputs.current, inputs.reference, roles)
-    snapshot = Report([DataSummaryPreset()]).run(current, reference)
+
+    def run(columns: dict[str, Role]) -> Snapshot:
+        current, reference = drift.datasets(inputs.current, inputs.reference, columns)
+        return Report([DataSummaryPreset()]).run(current, reference)
+
+    snapshot, unmeasured = drift.isolated(run, roles)
     columns = {
         name: {
             "current": _stats(inputs.current[name], role),
@@ -63,14 +74,15 @@ def data_quality(inputs: Inputs) -> Built:
         }
         for name, role in roles.items()
     }
-    return Built({"columns": columns}, snapshot)
+    return Built({"columns": columns, "unmeasured": unmeasured}, snapshot)
 
 
 def data_drift(inputs: Inputs) -> Built:
-    """The drift of every feature and the share that drifted."""
+    """The drift of every feature, each by the method its data allow (drift.choose),
+    and the share that drifted."""
     roles = feature_roles(inputs.use_case)
-    snapshot = drift.drift_report(inputs.current, inputs.reference, roles, full=True)
-    return Built(drift.summary(drift.scores(snapshot)), snapshot)
+    found = drift.measure(inputs.current, inputs.reference, roles, full=True)
+    return Built(drift.summary(found), found.snapshot)
 
 
 def target_drift(inputs: Inputs) -> Built:
@@ -109,18 +121,19 @@ def _one_column_drift(
     extra: dict[str, Any],
 ) -> Built:
     role = label_role(use_case)
-    snapshot = drift.drift_report(current, reference, {column: role}, full=True)
-    score = drift.scores(snapshot)[column]
+    found = drift.measure(current, reference, {column: role}, full=True)
+    score, method = found.scores[column], found.methods[column]
     metrics = {
-        "method": drift.describe_method(),
+        "drift_methods": drift.describe_rule(),
         "column": column,
         "score": score,
-        "drifted": score >= drift.THRESHOLD,
+        "drifted": method.drifted(score),
+        **method.describe(),
         "current": {"rows": len(current), **_stats(current[column], role)},
         "reference": {"rows": len(reference), **_stats(reference[column], role)},
         **extra,
     }
-    return Built(metrics, snapshot)
+    return Built(metrics, found.snapshot)
 
 
 def model_performance(inputs: Inputs) -> Built:
@@ -161,6 +174,8 @@ def _quality_report(
         )
         preset: Any = RegressionPreset()
     else:
+        current = _as_classes(current)
+        reference = None if reference is None else _as_classes(reference)
         definition = _classification_definition(target, current, reference)
         preset = ClassificationPreset()
     datasets = [
@@ -170,19 +185,37 @@ def _quality_report(
     return Report([preset]).run(datasets[0], datasets[1])
 
 
+def _as_classes(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({column: classes(frame[column]) for column in frame.columns})
+
+
+# The positive class of a binary classification, when its labels hold one of these
+# (of the use case's type: 1 is an int's, True a boolean's, "1" a text's).
+POSITIVE_LABELS: tuple[Any, ...] = (1, True, "1", "1.0", "true", "True", "yes")
+
+
 def _classification_definition(
     target: str, current: pd.DataFrame, reference: pd.DataFrame | None
 ) -> DataDefinition:
+    """Evidently's definition of the classes in these frames (frames.classes labels,
+    all of one type)."""
     frames = [current] if reference is None else [current, reference]
-    labels = sorted({str(v) for f in frames for c in (target, PREDICTION) for v in f[c]})
+    labels = {v for f in frames for c in (target, PREDICTION) for v in f[c]}
     kind: Any
     if len(labels) <= 2:
-        # Evidently's binary metrics need the positive class; "1"/"True" when there.
-        positive = next((p for p in ("1", "True", "true") if p in labels), labels[-1])
+        # Evidently's binary metrics need the positive class.
+        positive = next(
+            (p for p in POSITIVE_LABELS if any(_same(p, v) for v in labels)), max(labels)
+        )
         kind = BinaryClassification(target=target, prediction_labels=PREDICTION, pos_label=positive)
     else:
         kind = MulticlassClassification(target=target, prediction_labels=PREDICTION)
     return DataDefinition(categorical_columns=[target, PREDICTION], classification=[kind])
+
+
+def _same(candidate: Any, label: Any) -> bool:
+    """Equal and of the same type: 1 is not True, and "1" is not 1."""
+    return type(candidate) is type(label) and candidate == label
 
 
 BUILDERS: dict[ReportKind, Callable[[Inputs], Built]] = {

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from monitoring_api.schemas import (
+from gits_common.http import UseCaseNamePath, role
+from gits_common.monitoring import (
     AlertRead,
     HistoryRead,
     PointRead,
@@ -16,6 +16,8 @@ from monitoring_api.schemas import (
     ReportKind,
     Thresholds,
 )
+from gits_common.rules import UtcTime
+from gits_common.settings import Role
 from monitoring_api.service import ReportRequest, ReportService
 from monitoring_api.sources import WindowQuery
 from monitoring_api.watch import Watch
@@ -43,9 +45,11 @@ def watch(request: Request) -> Watch:
     return service
 
 
-@router.get("/use_cases/{name}/reports/{kind}", responses=REPORT_RESPONSES)
+@router.get(
+    "/use_cases/{name}/reports/{kind}", responses=REPORT_RESPONSES, openapi_extra=role(Role.read)
+)
 async def report(
-    name: str,
+    name: UseCaseNamePath,
     kind: ReportKind,
     request: Request,
     reference: Reference = Reference.training,
@@ -53,8 +57,8 @@ async def report(
         int | None,
         Query(ge=1, le=MAX_WINDOW_ROWS, description="the newest N production rows (default 1000)"),
     ] = None,
-    start: Annotated[datetime | None, Query(description="window start, inclusive")] = None,
-    end: Annotated[datetime | None, Query(description="window end, exclusive")] = None,
+    start: Annotated[UtcTime | None, Query(description="window start, inclusive")] = None,
+    end: Annotated[UtcTime | None, Query(description="window end, exclusive")] = None,
     format_: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.json,
 ) -> Response:
     """Compare a window of production rows with the training or testing table: data
@@ -66,44 +70,56 @@ async def report(
     return Response(rendered.body, media_type=rendered.media_type, headers=headers)
 
 
-@router.post("/use_cases/{name}/history/run", response_model=PointRead)
-async def run_history_point(name: str, request: Request) -> PointRead:
+@router.post(
+    "/use_cases/{name}/history/run", response_model=PointRead, openapi_extra=role(Role.admin)
+)
+async def run_history_point(name: UseCaseNamePath, request: Request) -> PointRead:
     """Compute one history point now: drift of the newest production rows against the
     training table and realised performance, stored and checked against the thresholds."""
     return await watch(request).run_point(name)
 
 
-@router.get("/use_cases/{name}/history", response_model=HistoryRead)
+@router.get("/use_cases/{name}/history", response_model=HistoryRead, openapi_extra=role(Role.read))
 async def read_history(
-    name: str,
+    name: UseCaseNamePath,
     request: Request,
-    start: Annotated[datetime | None, Query(description="inclusive")] = None,
-    end: Annotated[datetime | None, Query(description="exclusive")] = None,
+    start: Annotated[UtcTime | None, Query(description="inclusive")] = None,
+    end: Annotated[UtcTime | None, Query(description="exclusive")] = None,
     metric: Annotated[
-        str | None, Query(description="drift_share, drift_score, mae, rmse, r2, accuracy, f1...")
+        str | None,
+        Query(
+            pattern=r"^[a-z][a-z0-9_]{0,63}$",
+            description="drift_share, drift_score, drift_p_value, mae, rmse, r2, accuracy, f1...",
+        ),
     ] = None,
 ) -> HistoryRead:
     """The stored metric history of a use case, oldest first."""
     return await watch(request).history(name, start=start, end=end, metric=metric)
 
 
-@router.get("/use_cases/{name}/thresholds", response_model=Thresholds)
-async def read_thresholds(name: str, request: Request) -> Thresholds:
+@router.get(
+    "/use_cases/{name}/thresholds", response_model=Thresholds, openapi_extra=role(Role.read)
+)
+async def read_thresholds(name: UseCaseNamePath, request: Request) -> Thresholds:
     """When the use case's history points raise alerts (the defaults until set)."""
     return await watch(request).thresholds(name)
 
 
-@router.put("/use_cases/{name}/thresholds", response_model=Thresholds)
-async def set_thresholds(name: str, limits: Thresholds, request: Request) -> Thresholds:
+@router.put(
+    "/use_cases/{name}/thresholds", response_model=Thresholds, openapi_extra=role(Role.admin)
+)
+async def set_thresholds(name: UseCaseNamePath, limits: Thresholds, request: Request) -> Thresholds:
     """Replace the use case's thresholds; a field left out takes its default."""
     return await watch(request).set_thresholds(name, limits)
 
 
-@router.get("/use_cases/{name}/alerts", response_model=list[AlertRead])
+@router.get(
+    "/use_cases/{name}/alerts", response_model=list[AlertRead], openapi_extra=role(Role.read)
+)
 async def read_alerts(
-    name: str,
+    name: UseCaseNamePath,
     request: Request,
-    since: Annotated[datetime | None, Query(description="inclusive")] = None,
+    since: Annotated[UtcTime | None, Query(description="inclusive")] = None,
 ) -> list[AlertRead]:
     """The use case's alerts, oldest first, with how their webhook delivery went."""
     return await watch(request).alerts(name, since=since)

@@ -12,20 +12,21 @@ from typing import Any
 import pandas as pd
 
 from gits_common import errors
+from gits_common.monitoring import Reference, ReportFormat, ReportKind
 from gits_common.schemas import Table, UseCase
+from gits_ml import modeling
 from monitoring_api import reports
 from monitoring_api.cache import LruCache
 from monitoring_api.frames import (
+    PREDICTION,
     Window,
     before,
     fingerprint,
-    label_role,
+    kinds,
     labelled,
-    most_common_model,
     typed,
 )
 from monitoring_api.models import LoadedModel, Models, ModelUnavailable
-from monitoring_api.schemas import Reference, ReportFormat, ReportKind
 from monitoring_api.sources import Sources, WindowQuery
 
 log = logging.getLogger(__name__)
@@ -124,31 +125,33 @@ class ReportService:
     ) -> ReferencePredictions:
         if kind not in reports.NEEDS_MODEL:
             return ReferencePredictions(None, {})
-        label = most_common_model(current.frame)
-        if label is None:
-            return ReferencePredictions(None, {"name": None, "reason": "no row names a model"})
         try:
-            model = await self.models.get(label)
+            model = await self.models.bound(use_case.name, current.frame)
             values = await asyncio.to_thread(predict, use_case, model, reference.frame)
         except ModelUnavailable as exc:
-            return ReferencePredictions(None, {"name": label, "reason": str(exc)})
+            return ReferencePredictions(None, {"name": None, "reason": str(exc)})
         except errors.Unavailable as exc:
             if kind is ReportKind.model_performance:
                 raise  # its reference metrics are the point of the report: answer 503
             log.warning("prediction drift without the model: %s", exc.detail)
             reason = f"queue_manager unavailable: {exc.detail}"
-            return ReferencePredictions(None, {"name": label, "reason": reason}, cacheable=False)
-        return ReferencePredictions(values, {"name": label, "reason": None})
+            return ReferencePredictions(None, {"name": None, "reason": reason}, cacheable=False)
+        return ReferencePredictions(values, {"name": model.label, "reason": None})
 
 
 def predict(use_case: UseCase, model: LoadedModel, frame: pd.DataFrame) -> pd.Series:
-    """The model's predictions on the rows, typed as the production rows' predictions
-    are, or `ModelUnavailable` when it cannot make them (a feature it needs is missing,
-    or its pipeline rejects the rows)."""
+    """The model's predictions on the rows, checked and typed as a worker stores them
+    (gits_ml.modeling.predict: values of the prediction column's type) and then as
+    the production rows' predictions are read (frames.typed), or `ModelUnavailable` when
+    it cannot make them (a feature it needs is missing, its pipeline rejects the rows,
+    or it predicts values its use case cannot hold)."""
     try:
-        return typed(model.predict(frame), label_role(use_case))
-    except (KeyError, ValueError, TypeError) as exc:
+        labels = model.predict(use_case, frame)
+    except KeyError as exc:
         raise ModelUnavailable(f"model {model.label} cannot predict the rows: {exc!r}") from exc
+    except modeling.ModelFailed as exc:
+        raise ModelUnavailable(f"model {model.label} cannot predict the rows: {exc}") from exc
+    return typed(labels, kinds(use_case)[PREDICTION])
 
 
 def _header(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gits_common.settings import PostgresSettings, api_token, config, postgres_settings
+from gits_common.settings import (
+    PostgresSettings,
+    Role,
+    config,
+    postgres_settings,
+    role_tokens,
+)
+from monitoring_api.webhooks import AllowedHost, parse_allowed_hosts
 
 
 @dataclass(frozen=True)
@@ -12,7 +19,7 @@ class Settings:
     """Everything monitoring_api needs to run."""
 
     postgres: PostgresSettings
-    api_token: str
+    tokens: dict[Role, str]  # what each role's bearer token is
     host: str
     port: int
     ml_data_api_url: str
@@ -29,6 +36,8 @@ class Settings:
     min_labelled: int  # labelled rows a history point needs to record performance
     alert_cooldown_seconds: float
     webhook_timeout_seconds: float
+    # Webhook hosts (host or host:port) that may be private: the operator's own receivers
+    webhook_allowed_hosts: tuple[AllowedHost, ...]
     default_drift_share: float | None  # thresholds of a use case that set none; None: off
     default_feature_drift_score: float | None
 
@@ -37,7 +46,7 @@ def load_settings() -> Settings:
     """Settings from the environment and .env."""
     return Settings(
         postgres=postgres_settings(),
-        api_token=api_token(),
+        tokens=role_tokens(),
         host=config("MONITORING_API_HOST", default="127.0.0.1"),
         port=config("MONITORING_API_PORT", default=8005, cast=int),
         ml_data_api_url=config("ML_DATA_API_URL", default="http://127.0.0.1:8004"),
@@ -57,6 +66,9 @@ def load_settings() -> Settings:
         ),
         webhook_timeout_seconds=config(
             "MONITORING_WEBHOOK_TIMEOUT_SECONDS", default=5.0, cast=float
+        ),
+        webhook_allowed_hosts=parse_allowed_hosts(
+            config("MONITORING_WEBHOOK_ALLOWED_HOSTS", default="")
         ),
         default_drift_share=_optional_float("MONITORING_DEFAULT_DRIFT_SHARE", "0.5"),
         default_feature_drift_score=_optional_float(

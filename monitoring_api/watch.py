@@ -10,21 +10,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import httpx
 import pandas as pd
 from psycopg2.extensions import connection as Connection
 from pydantic import AnyHttpUrl
 
 from gits_common import errors
+from gits_common.monitoring import AlertRead, HistoryRead, MetricRead, PointRead, Thresholds
 from gits_common.postgres import Database
 from gits_common.schemas import Table, UseCase
 from monitoring_api import store
-from monitoring_api.frames import Window, before, fingerprint, most_common_model
+from monitoring_api.frames import Window, before, fingerprint
 from monitoring_api.history import Point, compute, crossings, scored_rows
 from monitoring_api.models import Models, ModelUnavailable
-from monitoring_api.schemas import AlertRead, HistoryRead, MetricRead, PointRead, Thresholds
 from monitoring_api.service import predict
 from monitoring_api.sources import Sources, WindowQuery
+from monitoring_api.webhooks import WebhookPolicy, WebhookRefused, WebhookSender
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,6 +40,7 @@ class WatchSettings:
     cooldown: timedelta
     webhook_timeout: float
     defaults: Thresholds  # for use cases that set none of their own
+    webhooks: WebhookPolicy  # where alert webhooks may go besides public hosts
 
 
 class Watch:
@@ -50,7 +51,7 @@ class Watch:
         self.sources = sources
         self.models = models
         self.config = config
-        self.webhooks = httpx.AsyncClient(timeout=config.webhook_timeout)
+        self.webhooks = WebhookSender(config.webhooks, timeout=config.webhook_timeout)
         self._last_seen: dict[str, str] = {}  # use case -> fingerprint of its last point's data
         self.timescaledb: bool | None = None
 
@@ -77,13 +78,26 @@ class Watch:
         return self.config.defaults if found is None else Thresholds.model_validate(found)
 
     async def set_thresholds(self, name: str, limits: Thresholds) -> Thresholds:
-        """Replace a use case's thresholds."""
+        """Replace a use case's thresholds; `InvalidInput` for a webhook URL alerts may
+        not be sent to (monitoring_api.webhooks says which)."""
         await self.sources.use_case(name)
+        if limits.webhook_url is not None:
+            await self._check_webhook(str(limits.webhook_url))
         stored = limits.model_dump(mode="json")
         await self._run(
             lambda conn: store.save_thresholds(conn=conn, use_case=name, thresholds=stored)
         )
         return limits
+
+    async def _check_webhook(self, url: str) -> None:
+        try:
+            await self.webhooks.check(url)
+        except WebhookRefused as exc:
+            reason = str(exc)
+            raise errors.InvalidInput(
+                f"webhook_url: {reason}",
+                errors=[{"loc": ["body", "webhook_url"], "msg": reason, "type": "webhook_url"}],
+            ) from None
 
     async def history(
         self, name: str, *, start: datetime | None, end: datetime | None, metric: str | None
@@ -187,11 +201,10 @@ class Watch:
         """The model's predictions on the training rows, when the point will record
         realised performance and the model can be had; else None."""
         scored = scored_rows(use_case, window.frame)
-        label = most_common_model(window.frame)
-        if len(scored) < self.config.min_labelled or label is None:
+        if len(scored) < self.config.min_labelled:
             return None
         try:
-            model = await self.models.get(label)
+            model = await self.models.bound(use_case.name, window.frame)
             return await asyncio.to_thread(predict, use_case, model, reference.frame)
         except (ModelUnavailable, errors.Unavailable) as exc:
             log.warning("%s: no reference performance this point: %s", use_case.name, exc)
@@ -224,17 +237,16 @@ class Watch:
         if url is None:
             return alert
         payload = alert.model_dump(mode="json", exclude={"delivery", "delivery_detail"})
-        try:
-            response = await self.webhooks.post(str(url), json=payload)
-            delivered = response.is_success
-            detail = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            delivered, detail = False, f"{type(exc).__name__}: {exc}"[:500]
-        if not delivered:
+        outcome = await self.webhooks.post(str(url), payload)
+        detail = outcome.detail
+        if not outcome.delivered:
             log.warning(
-                "alert %d of %s not delivered to its webhook: %s", alert.id, alert.use_case, detail
+                "alert %d of %s not delivered to its webhook: %s",
+                alert.id,
+                alert.use_case,
+                outcome.cause or detail,
             )
-        status = "delivered" if delivered else "failed"
+        status = "delivered" if outcome.delivered else "failed"
         await self._run(
             lambda conn: store.update_delivery(
                 conn=conn, alert_id=alert.id, delivery=status, detail=detail
@@ -251,4 +263,4 @@ class Watch:
 
     async def close(self) -> None:
         """Close the webhook client."""
-        await self.webhooks.aclose()
+        await self.webhooks.close()

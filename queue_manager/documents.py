@@ -47,6 +47,7 @@ class Algorithm(Document):
     filename = StringField(required=True)
     uploaded_by = StringField(required=True)
     uploaded_at = DateTimeField(required=True)
+    check = DictField(null=True)  # gits_common.registry.ModelCheck: what the upload check found
     file = FileField(collection_name=ALGORITHM_FILES)  # rebound to the app's alias by `bind`
 
 
@@ -62,6 +63,7 @@ class Service(Document):
     algorithm_version = IntField(null=True, min_value=1)  # None: the latest, whichever it is
     updated_at = DateTimeField(required=True)
     updated_by = StringField(null=True)
+    model_status = DictField(null=True)  # gits_common.registry.ModelStatus, from the workers
 
 
 class JobMetadata(EmbeddedDocument):
@@ -82,9 +84,11 @@ class Job(Document):
         "abstract": True,
         "indexes": [
             {"fields": ["service", "message_id"], "unique": True},
+            # The queries of list_jobs and count_jobs: by service, by status, by time.
             ("service", "-metadata.start_date"),
+            ("last_status", "-metadata.start_date"),
+            ("service", "last_status"),
             "-metadata.start_date",
-            "last_status",
         ],
     }
 

@@ -7,15 +7,19 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection
-from aio_pika.exceptions import AMQPError
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
+from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 
 from gits_common.amqp import (
     ModelChanged,
+    dead_letter_queue,
     declare_model_events_exchange,
+    declare_sensor_exchange,
     declare_service_queue,
     encode,
+    quarantine_queue,
 )
+from gits_common.errors import Conflict, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,46 @@ class ModelEvents:
 
         return await self._run(declare_and_publish, f"binding of service {event.service!r}")
 
+    async def remove_queues(self, service: str, *, routing_key: str) -> dict[str, int]:
+        """Delete a service's work queue, and its dead-letter queue when that is empty;
+        `Conflict` naming the count when messages wait in the work queue (nothing is
+        deleted then), `Unavailable` when RabbitMQ is out of reach. Returns what was
+        kept: {"dead_letters": n} still in `<service>.dead`."""
+        kept: dict[str, int] = {}
+
+        async def remove(channel: AbstractChannel) -> None:
+            # Quorum queues cannot be deleted "if empty": unbind first, so that nothing
+            # arrives between the count and the delete, and bind again if some wait.
+            exchange = await declare_sensor_exchange(channel)
+            queue = await _queue(channel, service)
+            if queue is not None:
+                await queue.unbind(exchange, routing_key=routing_key)
+            waiting = {
+                name: depth
+                for name in (service, quarantine_queue(service))
+                if (depth := await _depth(channel, name))
+            }
+            if waiting:
+                if queue is not None:
+                    await queue.bind(exchange, routing_key=routing_key)
+                counts = ", ".join(f"{n} in {name!r}" for name, n in waiting.items())
+                raise Conflict(
+                    f"{sum(waiting.values())} message(s) wait ({counts}); start its workers "
+                    "to drain them (or purge the queue) before deleting the service"
+                )
+            for name in (service, quarantine_queue(service)):
+                if await _queue(channel, name) is not None:
+                    await channel.queue_delete(name)
+            dead = await _depth(channel, dead_letter_queue(service))
+            if dead:
+                kept["dead_letters"] = dead
+            elif dead is not None:
+                await channel.queue_delete(dead_letter_queue(service))
+
+        if not await self._run(remove, f"removal of {service!r}'s queues", raising=Conflict):
+            raise Unavailable(f"RabbitMQ is out of reach: the queues of {service!r} were kept")
+        return kept
+
     async def announce(self, event: ModelChanged) -> bool:
         """Announce a service's new model. False when RabbitMQ did not confirm it."""
         return await self._run(
@@ -62,7 +106,15 @@ class ModelEvents:
             except FAILURES as exc:
                 log.debug("closing the RabbitMQ connection failed: %s", exc)
 
-    async def _run(self, work: Callable[[AbstractChannel], Awaitable[None]], what: str) -> bool:
+    async def _run(
+        self,
+        work: Callable[[AbstractChannel], Awaitable[None]],
+        what: str,
+        *,
+        raising: type[Exception] | None = None,
+    ) -> bool:
+        """Run `work` on the channel; False when RabbitMQ failed. An exception of type
+        `raising` from `work` itself is passed on."""
         async with self._guard():
             # A connection that was open may have died since its last use: then one more
             # try on a fresh one, before calling RabbitMQ unreachable.
@@ -72,7 +124,11 @@ class ModelEvents:
                     async with asyncio.timeout(self._timeout):
                         await work(await self._open())
                     return True
-                except FAILURES as exc:
+                except Exception as exc:
+                    if raising is not None and isinstance(exc, raising):
+                        raise
+                    if not isinstance(exc, FAILURES):
+                        raise
                     await self.close()
                     if attempt == attempts:
                         log.warning("RabbitMQ did not take the %s: %r", what, exc)
@@ -93,6 +149,22 @@ class ModelEvents:
                 self._connection = await aio_pika.connect(self._url, timeout=self._timeout)
             self._channel = await self._connection.channel(publisher_confirms=True)
         return self._channel
+
+
+async def _queue(channel: AbstractChannel, name: str) -> AbstractQueue | None:
+    """The queue of that name, or None when there is none (a failed passive declare
+    closes the channel, which is opened again)."""
+    try:
+        return await channel.declare_queue(name, passive=True)
+    except ChannelNotFoundEntity:
+        await channel.reopen()
+        return None
+
+
+async def _depth(channel: AbstractChannel, name: str) -> int | None:
+    """Messages ready in a queue, or None when there is no such queue."""
+    queue = await _queue(channel, name)
+    return None if queue is None else int(queue.declaration_result.message_count or 0)
 
 
 async def _publish(channel: AbstractChannel, event: ModelChanged) -> None:

@@ -7,30 +7,38 @@ from typing import Annotated
 from fastapi import APIRouter, Body, File, Form, Path, Query, Request, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
-from queue_manager.schemas import (
-    NAME_PATTERN,
-    AlgorithmCreate,
-    AlgorithmRead,
+from gits_common import errors
+from gits_common.http import NamePath, error_responses, role
+from gits_common.jobs import (
     JobChange,
     JobCounts,
     JobCreate,
     JobRead,
     JobsCreate,
     JobsRead,
+    JobsRecord,
+    JobsRecorded,
     JobStatus,
     JobsUpdate,
+)
+from gits_common.registry import (
+    AlgorithmRead,
+    ModelStatusReport,
+    NamedServiceCreate,
     ServiceCreate,
     ServiceRead,
-    Timestamp,
     VersionRef,
 )
+from gits_common.rules import MessageId, RowTime, StorableText
+from gits_common.settings import Role
+from queue_manager.schemas import AlgorithmCreate
 from queue_manager.service import QueueManager
 
 router = APIRouter(prefix="/queue_manager")
 
 MAX_LIST_JOBS = 10_000
 
-NamePath = Annotated[str, Path(pattern=NAME_PATTERN)]
+MessageIdPath = Annotated[MessageId, Path()]
 VersionPath = Annotated[VersionRef, Path(description="a version number or 'latest'")]
 
 _JOB = {
@@ -78,26 +86,42 @@ def manager(request: Request) -> QueueManager:
 # --- Algorithms ---
 
 
-@router.post("/algorithms", response_model=AlgorithmRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/algorithms",
+    response_model=AlgorithmRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses({errors.DependencyFailed: "ml_data_api answered unexpectedly"}),
+    openapi_extra=role(Role.admin),
+)
 async def upload_algorithm(
     fields: Annotated[AlgorithmCreate, Form()],
-    file: Annotated[UploadFile, File(description="The saved model (any bytes)")],
+    file: Annotated[UploadFile, File(description="The model saved with PyCaret's save_model")],
     request: Request,
 ) -> AlgorithmRead:
-    """Store a model file as the next version of its name (the first is 1) and announce it
-    to the services bound to the name's latest version."""
+    """Check a model file and store it as the next version of its name (the first is 1),
+    then announce it to the services bound to the name's latest version.
+
+    The check runs in a sandbox process with a time and memory limit: the file loads,
+    names the features it reads (all of the use case's), the use case exists and has the
+    upload's task, and the model predicts a few rows of the use case's training table
+    (or rows made from its schema) with the output its task promises. A failed check is
+    422 naming it, and nothing is stored."""
     return await manager(request).upload(fields, file.file)
 
 
-@router.get("/algorithms", response_model=list[AlgorithmRead])
+@router.get("/algorithms", response_model=list[AlgorithmRead], openapi_extra=role(Role.read))
 def list_algorithms(
-    request: Request, name: str | None = None, use_case: str | None = None
+    request: Request, name: StorableText | None = None, use_case: StorableText | None = None
 ) -> list[AlgorithmRead]:
     """Stored algorithm versions, newest first."""
     return manager(request).algorithms(name=name, use_case=use_case)
 
 
-@router.get("/algorithms/{name}/versions/{version}", response_model=AlgorithmRead)
+@router.get(
+    "/algorithms/{name}/versions/{version}",
+    response_model=AlgorithmRead,
+    openapi_extra=role(Role.read),
+)
 def read_algorithm(name: NamePath, version: VersionPath, request: Request) -> AlgorithmRead:
     """One version of an algorithm, or its latest."""
     return manager(request).algorithm(name, version)
@@ -107,6 +131,7 @@ def read_algorithm(name: NamePath, version: VersionPath, request: Request) -> Al
     "/algorithms/{name}/versions/{version}/file",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
+    openapi_extra=role(Role.runtime),
 )
 def download_algorithm(name: NamePath, version: VersionPath, request: Request) -> Response:
     """The model file's bytes, with their SHA-256 in `X-Checksum-SHA256`."""
@@ -119,7 +144,12 @@ def download_algorithm(name: NamePath, version: VersionPath, request: Request) -
     return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
 
 
-@router.delete("/algorithms/{name}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/algorithms/{name}/versions/{version}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses({errors.Conflict: "A service uses the version"}),
+    openapi_extra=role(Role.admin),
+)
 def delete_algorithm(name: NamePath, version: VersionPath, request: Request) -> None:
     """Delete one version and its file; refused (409) while a service uses it."""
     manager(request).delete_algorithm(name, version)
@@ -128,7 +158,39 @@ def delete_algorithm(name: NamePath, version: VersionPath, request: Request) -> 
 # --- Services ---
 
 
-@router.put("/services/{name}", response_model=ServiceRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/services",
+    response_model=ServiceRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        {
+            errors.NotFound: "No algorithm version of that name and version",
+            errors.Conflict: "A service of that name exists",
+        }
+    ),
+    openapi_extra=role(Role.admin),
+)
+async def create_service(body: NamedServiceCreate, request: Request) -> ServiceRead:
+    """Create a service bound to an algorithm version (or its latest), declare its queue
+    and announce its model; 409 when a service of that name exists (rebind it with PUT)."""
+    return await manager(request).create_service(body)
+
+
+@router.put(
+    "/services/{name}",
+    response_model=ServiceRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        status.HTTP_200_OK: {"model": ServiceRead, "description": "Rebound"},
+        **error_responses(
+            {
+                errors.NotFound: "No algorithm version of that name and version",
+                errors.Conflict: "The service serves another use case than the algorithm",
+            }
+        ),
+    },
+    openapi_extra=role(Role.admin),
+)
 async def bind_service(
     name: NamePath,
     body: Annotated[ServiceCreate, Body(openapi_examples=SERVICE_EXAMPLES)],
@@ -136,36 +198,62 @@ async def bind_service(
     response: Response,
 ) -> ServiceRead:
     """Create a service (201) or rebind it (200) to an algorithm version or its latest,
-    declare its queue on RabbitMQ and announce its model to its workers. When RabbitMQ
-    is out of reach the binding is still saved and `announced` is false."""
+    declare its queue on RabbitMQ and announce its model to its workers. A rebinding to
+    an algorithm of another use case is refused (409). When RabbitMQ is out of reach the
+    binding is still saved and `announced` is false."""
     record, created = await manager(request).bind(name, body)
     if not created:
         response.status_code = status.HTTP_200_OK
     return record
 
 
-@router.get("/services", response_model=list[ServiceRead])
+@router.put(
+    "/services/{name}/model_status", response_model=ServiceRead, openapi_extra=role(Role.runtime)
+)
+def report_model_status(name: NamePath, report: ModelStatusReport, request: Request) -> ServiceRead:
+    """A worker's word on the service's model version: whether it loads and predicts,
+    and why not. Shown on the service until it is rebound; a report on a version the
+    service no longer resolves to changes nothing."""
+    return manager(request).report_model_status(name, report)
+
+
+@router.get("/services", response_model=list[ServiceRead], openapi_extra=role(Role.read))
 def list_services(request: Request) -> list[ServiceRead]:
     """Every service and the algorithm version it resolves to now."""
     return manager(request).services()
 
 
-@router.get("/services/{name}", response_model=ServiceRead)
+@router.get("/services/{name}", response_model=ServiceRead, openapi_extra=role(Role.read))
 def read_service(name: NamePath, request: Request) -> ServiceRead:
     """One service."""
     return manager(request).service(name)
 
 
-@router.delete("/services/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_service(name: NamePath, request: Request) -> None:
-    """Delete a service's binding (its RabbitMQ queue stays, with any waiting messages)."""
-    manager(request).delete_service(name)
+@router.delete(
+    "/services/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses({errors.Conflict: "Messages wait in the service's queue"}),
+    openapi_extra=role(Role.admin),
+)
+async def delete_service(name: NamePath, request: Request, response: Response) -> None:
+    """Delete a service's binding and its queue; refused (409, with the count) while
+    messages wait in the queue, 503 while RabbitMQ cannot say. Its dead-letter queue is
+    deleted too when empty, else kept (their count in `X-Dead-Letters-Kept`)."""
+    kept = await manager(request).delete_service(name)
+    if kept.get("dead_letters"):
+        response.headers["X-Dead-Letters-Kept"] = str(kept["dead_letters"])
 
 
 # --- Jobs ---
 
 
-@router.post("/jobs", response_model=JobRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/jobs",
+    response_model=JobRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={status.HTTP_200_OK: {"model": JobRead, "description": "Stored before, unchanged"}},
+    openapi_extra=role(Role.runtime),
+)
 def create_job(job: JobCreate, request: Request, response: Response) -> JobRead:
     """Create a job (201); one already stored is answered as it is (200)."""
     jobs, created = manager(request).create_jobs([job])
@@ -174,7 +262,7 @@ def create_job(job: JobCreate, request: Request, response: Response) -> JobRead:
     return jobs[0]
 
 
-@router.post("/jobs/batch", response_model=JobsRead)
+@router.post("/jobs/batch", response_model=JobsRead, openapi_extra=role(Role.runtime))
 def create_jobs(
     body: Annotated[JobsCreate, Body(openapi_examples=JOBS_EXAMPLES)], request: Request
 ) -> JobsRead:
@@ -184,7 +272,19 @@ def create_jobs(
     return JobsRead(jobs=jobs)
 
 
-@router.patch("/jobs/batch", response_model=JobsRead)
+@router.put("/jobs/batch", response_model=JobsRecorded, openapi_extra=role(Role.runtime))
+def record_jobs(body: JobsRecord, request: Request) -> JobsRecorded:
+    """Write up to 1000 jobs in their final state (finished or failed) in one request,
+    whether or not they were created before: a worker's one write a batch."""
+    return JobsRecorded(recorded=manager(request).record_jobs(body.jobs))
+
+
+@router.patch(
+    "/jobs/batch",
+    response_model=JobsRead,
+    responses=error_responses({errors.NotFound: "A job of the batch is unknown"}),
+    openapi_extra=role(Role.runtime),
+)
 def update_jobs(
     body: Annotated[JobsUpdate, Body(openapi_examples=UPDATES_EXAMPLES)], request: Request
 ) -> JobsRead:
@@ -193,13 +293,13 @@ def update_jobs(
     return JobsRead(jobs=manager(request).update_jobs(body.jobs))
 
 
-@router.get("/jobs", response_model=list[JobRead])
+@router.get("/jobs", response_model=list[JobRead], openapi_extra=role(Role.read))
 def list_jobs(
     request: Request,
     status: JobStatus | None = None,
-    service: str | None = None,
-    since: Annotated[Timestamp | None, Query(description="start date, inclusive")] = None,
-    until: Annotated[Timestamp | None, Query(description="start date, exclusive")] = None,
+    service: StorableText | None = None,
+    since: Annotated[RowTime | None, Query(description="start date, inclusive")] = None,
+    until: Annotated[RowTime | None, Query(description="start date, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_JOBS)] = 100,
 ) -> list[JobRead]:
     """Jobs, newest start date first."""
@@ -208,24 +308,28 @@ def list_jobs(
     )
 
 
-@router.get("/jobs/counts", response_model=JobCounts)
+@router.get("/jobs/counts", response_model=JobCounts, openapi_extra=role(Role.read))
 def count_jobs(
     request: Request,
-    service: str | None = None,
-    since: Annotated[Timestamp | None, Query(description="start date, inclusive")] = None,
+    service: StorableText | None = None,
+    since: Annotated[RowTime | None, Query(description="start date, inclusive")] = None,
 ) -> JobCounts:
     """How many jobs are queued, processing, finished and failed."""
     return manager(request).count_jobs(service=service, since=since)
 
 
-@router.get("/jobs/{service}/{message_id}", response_model=JobRead)
-def read_job(service: str, message_id: str, request: Request) -> JobRead:
+@router.get("/jobs/{service}/{message_id}", response_model=JobRead, openapi_extra=role(Role.read))
+def read_job(service: NamePath, message_id: MessageIdPath, request: Request) -> JobRead:
     """One service's job for one message."""
     return manager(request).job(service, message_id)
 
 
-@router.patch("/jobs/{service}/{message_id}", response_model=JobRead)
-def update_job(service: str, message_id: str, change: JobChange, request: Request) -> JobRead:
+@router.patch(
+    "/jobs/{service}/{message_id}", response_model=JobRead, openapi_extra=role(Role.runtime)
+)
+def update_job(
+    service: NamePath, message_id: MessageIdPath, change: JobChange, request: Request
+) -> JobRead:
     """Update one job."""
     return manager(request).update_job(service, message_id, change)
 
@@ -233,13 +337,13 @@ def update_job(service: str, message_id: str, change: JobChange, request: Reques
 # --- The original GITS routes ---
 
 
-@router.get("/get_services", response_model=list[ServiceRead])
-def get_services(request: Request, service_name: str | None = None) -> list[ServiceRead]:
+@router.get("/get_services", response_model=list[ServiceRead], openapi_extra=role(Role.read))
+def get_services(request: Request, service_name: StorableText | None = None) -> list[ServiceRead]:
     """The original's service list, filtered by `service_name` when given."""
     return manager(request).services(service_name)
 
 
-@router.get("/get_algorithms", response_model=list[AlgorithmRead])
+@router.get("/get_algorithms", response_model=list[AlgorithmRead], openapi_extra=role(Role.read))
 def get_algorithms(request: Request) -> list[AlgorithmRead]:
     """The original's algorithm list."""
     return manager(request).algorithms(name=None, use_case=None)

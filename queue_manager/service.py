@@ -10,56 +10,78 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from gits_common import errors
 from gits_common.amqp import ModelChanged
+from gits_common.clients import MlDataClient
 from gits_common.errors import Conflict, InvalidInput, NotFound, TooLarge
-from queue_manager import store
-from queue_manager.db import Database
-from queue_manager.documents import Algorithm, Documents, Service
-from queue_manager.events import ModelEvents
-from queue_manager.schemas import (
+from gits_common.jobs import (
     FINAL,
-    LATEST,
-    AlgorithmCreate,
-    AlgorithmRead,
+    MAX_BATCH_JOBS,
     JobChange,
     JobCounts,
     JobCreate,
     JobRead,
+    JobRecord,
     JobStatus,
     JobUpdate,
+)
+from gits_common.registry import (
+    LATEST,
+    AlgorithmRead,
+    ModelCheck,
+    ModelStatus,
+    ModelStatusReport,
+    NamedServiceCreate,
     ServiceCreate,
     ServiceRead,
     VersionRef,
 )
-from queue_manager.store import JobKey
+from gits_common.schemas import Table, UseCase
+from gits_ml.modeling import ModelFailed
+from queue_manager import validation
+from queue_manager.events import ModelEvents
+from queue_manager.sandbox import Sandbox
+from queue_manager.schemas import AlgorithmCreate
+from queue_manager.store import CHUNK_BYTES, JobKey, Session, Store, StoredAlgorithm, StoredService
 
 log = logging.getLogger(__name__)
-MAX_BATCH_JOBS = 1000
-PRUNE_EVERY = 100  # jobs created between two prunings of an in-memory store
 
 
 class QueueManager:
-    """Algorithms, services and jobs in MongoDB; model changes announced on RabbitMQ.
-    MongoDB calls block, so the async methods run them in a worker thread."""
+    """Algorithms, services and jobs in a store (PostgreSQL or MongoDB); model changes
+    announced on RabbitMQ; uploads checked against their use case (read from ml_data_api)
+    in a sandbox. Store calls block, so the async methods run them in a worker thread."""
 
     def __init__(
-        self, db: Database, events: ModelEvents, *, max_model_bytes: int, memory_max_jobs: int
+        self,
+        db: Store,
+        events: ModelEvents,
+        *,
+        ml_data: MlDataClient,
+        sandbox: Sandbox,
+        max_model_bytes: int,
     ) -> None:
         self.db = db
         self.events = events
+        self.ml_data = ml_data
+        self.sandbox = sandbox
         self.max_model_bytes = max_model_bytes
-        self.memory_max_jobs = memory_max_jobs
-        self._created_since_prune = 0
 
     # --- Algorithms ---
 
     async def upload(self, fields: AlgorithmCreate, content: BinaryIO) -> AlgorithmRead:
-        """Store a model file as the next version of its name, and announce it to the
-        services that follow the name's latest version."""
+        """Check a model file against its use case and store it as the next version of
+        its name, then announce it to the services that follow the name's latest
+        version. A file that fails a check is `InvalidInput` naming the check, and
+        nothing is stored."""
         sha256, size = await asyncio.to_thread(measure, content, limit=self.max_model_bytes)
         _check_file(fields, sha256=sha256, size=size)
+        use_case = await self._use_case_of(fields)
+        check = await self._validate(fields, use_case, content)
+        target = use_case.target.name if use_case.target is not None else None
+        fields = fields.model_copy(update={"target": target})
         record, followers = await asyncio.to_thread(
-            self.db.run, lambda docs: _insert_file(docs, fields, content, sha256, size)
+            self.db.run, lambda docs: _insert_file(docs, fields, content, sha256, size, check)
         )
         for service in followers:
             event = ModelChanged(
@@ -68,12 +90,58 @@ class QueueManager:
             await self.events.announce(event)
         return record
 
+    async def _validate(
+        self, fields: AlgorithmCreate, use_case: UseCase, content: BinaryIO
+    ) -> ModelCheck:
+        """What the file is, found in the sandbox; `InvalidInput` naming the failed check."""
+        rows = await self.ml_data.read_rows(
+            use_case.name, Table.training, last=validation.SAMPLE_ROWS
+        )
+        rows_from = "training"
+        if not rows:
+            rows, rows_from = validation.schema_rows(use_case), "schema"
+        try:
+            check = await self.sandbox.check(content, use_case, rows, rows_from=rows_from)
+        except ModelFailed as exc:
+            raise _refused(exc.check, exc.reason) from None
+        if fields.features is not None and set(fields.features) != set(check.features):
+            raise _refused(
+                "features",
+                f"the form lists the features {sorted(fields.features)}, but the model reads "
+                f"{sorted(check.features)}",
+            )
+        return check
+
+    async def _use_case_of(self, fields: AlgorithmCreate) -> UseCase:
+        """The use case the upload names, from ml_data_api; `InvalidInput` when it does
+        not exist or does not match the form."""
+        try:
+            use_case = await self.ml_data.use_case(fields.use_case)
+        except errors.NotFound:
+            raise _refused(
+                "use case",
+                f"use case {fields.use_case!r} does not exist; register it in ml_data_api "
+                "first (POST /ml_data_api/use_cases)",
+            ) from None
+        if use_case.task is not fields.task:
+            raise _refused(
+                "task",
+                f"the model is uploaded as {fields.task.value}, but use case "
+                f"{use_case.name!r} is {use_case.task.value}",
+            )
+        target = use_case.target.name if use_case.target is not None else None
+        if fields.target is not None and fields.target != target:
+            raise _refused(
+                "target", f"the form names target {fields.target!r}, the use case {target!r}"
+            )
+        return use_case
+
     def algorithms(self, *, name: str | None, use_case: str | None) -> list[AlgorithmRead]:
         """Stored versions, newest first, optionally of one name or use case."""
         names = None if name is None else [name]
         return self.db.run(
             lambda docs: _algorithm_reads(
-                docs, store.list_algorithms(db=docs, names=names, use_case=use_case)
+                docs, docs.list_algorithms(names=names, use_case=use_case)
             )
         )
 
@@ -88,19 +156,20 @@ class QueueManager:
     ) -> tuple[AlgorithmRead, Iterator[bytes]]:
         """One version's record and its stored bytes, a chunk at a time."""
 
-        def read(docs: Documents) -> tuple[AlgorithmRead, Iterator[bytes]]:
+        def read(docs: Session) -> tuple[AlgorithmRead, Iterator[bytes]]:
             algorithm = _get_algorithm(docs, name, version)
-            chunks = store.read_algorithm_file(algorithm=algorithm)
+            chunks = docs.read_algorithm_file(algorithm=algorithm)
             if chunks is None:
                 raise NotFound(f"the stored file of {algorithm.filename} is missing")
-            return _algorithm_reads(docs, [algorithm])[0], self.db.detach(chunks)
+            return _algorithm_reads(docs, [algorithm])[0], chunks
 
         return self.db.run(read)
 
     def delete_algorithm(self, name: str, version: VersionRef) -> None:
         """Delete one version and its file, unless a service uses it (`Conflict`)."""
 
-        def delete(docs: Documents) -> None:
+        def delete(docs: Session) -> None:
+            docs.lock_algorithm(name=name)
             algorithm = _get_algorithm(docs, name, version)
             users = _algorithm_reads(docs, [algorithm])[0].services
             if users:
@@ -108,26 +177,57 @@ class QueueManager:
                     f"algorithm {name!r} version {algorithm.version} is used by service(s) "
                     f"{', '.join(users)}; rebind or delete them first"
                 )
-            store.delete_algorithm(algorithm=algorithm)
+            docs.delete_algorithm(algorithm=algorithm)
 
         self.db.run(delete)
 
     # --- Services ---
 
+    async def create_service(self, body: NamedServiceCreate) -> ServiceRead:
+        """Create a service, declare its queue and announce its model; `Conflict` when
+        the name is taken (rebinding is `bind`)."""
+        fields = ServiceCreate.model_validate(body.model_dump(exclude={"name"}))
+        record, _created = await self._bind(body.name, fields, create_only=True)
+        return record
+
     async def bind(self, name: str, body: ServiceCreate) -> tuple[ServiceRead, bool]:
         """Create or rebind a service, then declare its queue and announce its model;
-        (service, created). The binding stands even when RabbitMQ is out of reach."""
+        (service, created). A rebinding may not move a service to another use case
+        (`Conflict`). The binding stands even when RabbitMQ is out of reach."""
+        return await self._bind(name, body, create_only=False)
+
+    async def _bind(
+        self, name: str, body: ServiceCreate, *, create_only: bool
+    ) -> tuple[ServiceRead, bool]:
         record, event, created = await asyncio.to_thread(
-            self.db.run, lambda docs: _save_binding(docs, name, body)
+            self.db.run, lambda docs: _save_binding(docs, name, body, create_only=create_only)
         )
         announced = await self.events.bind(routing_key=record.routing_key, event=event)
         return record.model_copy(update={"announced": announced}), created
 
+    def report_model_status(self, name: str, report: ModelStatusReport) -> ServiceRead:
+        """Record a worker's word on whether the service's model version loads and
+        predicts. A report on a version the service no longer uses changes nothing."""
+
+        def record(docs: Session) -> ServiceRead:
+            found = docs.find_service(name=name)
+            if found is None:
+                raise NotFound(f"no service named {name!r}")
+            current = _service_reads(docs, [found])[0]
+            if (current.algorithm_name, current.resolved_version) == (
+                report.algorithm_name,
+                report.version,
+            ):
+                status = ModelStatus(**report.model_dump(), reported_at=_now())
+                docs.set_model_status(name=name, status=status.model_dump())
+                current = current.model_copy(update={"model_status": status})
+            return current
+
+        return self.db.run(record)
+
     def services(self, name: str | None = None) -> list[ServiceRead]:
         """Every service (or the one named), with the version each resolves to now."""
-        return self.db.run(
-            lambda docs: _service_reads(docs, store.list_services(db=docs, name=name))
-        )
+        return self.db.run(lambda docs: _service_reads(docs, docs.list_services(name=name)))
 
     def service(self, name: str) -> ServiceRead:
         """One service, or `NotFound`."""
@@ -136,10 +236,15 @@ class QueueManager:
             raise NotFound(f"no service named {name!r}")
         return found[0]
 
-    def delete_service(self, name: str) -> None:
-        """Delete a service's binding, or `NotFound`."""
-        if not self.db.run(lambda docs: store.delete_service(db=docs, name=name)):
+    async def delete_service(self, name: str) -> dict[str, int]:
+        """Delete a service's binding and its queue, once no message waits in it:
+        `NotFound`, `Conflict` naming how many messages wait, or `Unavailable` when
+        RabbitMQ cannot say. Returns what was kept ({"dead_letters": n})."""
+        bound = await asyncio.to_thread(self.service, name)  # NotFound before RabbitMQ
+        kept = await self.events.remove_queues(name, routing_key=bound.routing_key)
+        if not await asyncio.to_thread(self.db.run, lambda docs: docs.delete_service(name=name)):
             raise NotFound(f"no service named {name!r}")
+        return kept
 
     # --- Jobs ---
 
@@ -149,43 +254,31 @@ class QueueManager:
         _check_batch(len(jobs))
         keys = [(job.service, job.message_id) for job in jobs]
 
-        def create(docs: Documents) -> tuple[list[JobRead], set[JobKey]]:
-            created = store.insert_jobs(db=docs, jobs=jobs, now=_now())
-            found = store.find_jobs(db=docs, keys=keys)
+        def create(docs: Session) -> tuple[list[JobRead], set[JobKey]]:
+            created = docs.insert_jobs(jobs=jobs, now=_now())
+            found = docs.find_jobs(keys=keys)
             return [JobRead.model_validate(found[k]) for k in keys], created
 
-        reads, created = self.db.run(create)
-        self._bound_memory(len(created))
-        return reads, created
+        return self.db.run(create)
 
-    def _bound_memory(self, created: int) -> None:
-        """In memory, keep only the newest jobs: mongomock scans every document on every
-        write, so an unbounded store would slow each message down without end."""
-        self._created_since_prune += created
-        if not self.db.in_memory or self._created_since_prune < PRUNE_EVERY:
-            return
-        self._created_since_prune = 0
-        removed = self.db.run(lambda docs: store.prune_jobs(db=docs, keep=self.memory_max_jobs))
-        if removed:
-            log.info(
-                "in-memory store: dropped the %d oldest jobs (keeping %d)",
-                removed,
-                self.memory_max_jobs,
-            )
+    def record_jobs(self, jobs: list[JobRecord]) -> int:
+        """Write jobs in their final state, created or not before; how many."""
+        _check_batch(len(jobs))
+        return self.db.run(lambda docs: docs.record_jobs(jobs=jobs, now=_now()))
 
     def update_jobs(self, updates: list[JobUpdate]) -> list[JobRead]:
         """Apply new states to jobs, all or none: an unknown job is `NotFound`."""
         _check_batch(len(updates))
         keys = [(update.service, update.message_id) for update in updates]
 
-        def update(docs: Documents) -> list[JobRead]:
-            found = store.find_jobs(db=docs, keys=keys)
+        def update(docs: Session) -> list[JobRead]:
+            found = docs.find_jobs(keys=keys)
             missing = sorted(f"{s}/{m}" for s, m in set(keys) - found.keys())
             if missing:
                 raise NotFound(f"unknown job(s), nothing was updated: {', '.join(missing[:20])}")
             changes = {k: _job_changes(u, found[k]) for k, u in zip(keys, updates, strict=True)}
-            store.update_jobs(db=docs, changes=changes)
-            stored = store.find_jobs(db=docs, keys=keys)
+            docs.update_jobs(changes=changes)
+            stored = docs.find_jobs(keys=keys)
             return [JobRead.model_validate(stored[k]) for k in keys]
 
         return self.db.run(update)
@@ -198,7 +291,7 @@ class QueueManager:
     def job(self, service: str, message_id: str) -> JobRead:
         """One job, or `NotFound`."""
         key = (service, message_id)
-        found = self.db.run(lambda docs: store.find_jobs(db=docs, keys=[key]))
+        found = self.db.run(lambda docs: docs.find_jobs(keys=[key]))
         if key not in found:
             raise NotFound(f"no job of service {service!r} for message {message_id!r}")
         return JobRead.model_validate(found[key])
@@ -214,15 +307,15 @@ class QueueManager:
     ) -> list[JobRead]:
         """Jobs newest first, filtered by status, service and start date."""
         found = self.db.run(
-            lambda docs: store.list_jobs(
-                db=docs, status=status, service=service, since=since, until=until, limit=limit
+            lambda docs: docs.list_jobs(
+                status=status, service=service, since=since, until=until, limit=limit
             )
         )
         return [JobRead.model_validate(job) for job in found]
 
     def count_jobs(self, *, service: str | None, since: datetime | None) -> JobCounts:
         """How many jobs are in each status."""
-        counts = self.db.run(lambda docs: store.count_jobs(db=docs, service=service, since=since))
+        counts = self.db.run(lambda docs: docs.count_jobs(service=service, since=since))
         return JobCounts(**counts)
 
 
@@ -230,7 +323,7 @@ def measure(content: BinaryIO, *, limit: int) -> tuple[str, int]:
     """SHA-256 and size of a file read a chunk at a time; `TooLarge` once past `limit`."""
     digest, size = hashlib.sha256(), 0
     content.seek(0)
-    while chunk := content.read(store.CHUNK_BYTES):
+    while chunk := content.read(CHUNK_BYTES):
         size += len(chunk)
         if size > limit:
             raise TooLarge(f"model file is over the limit of {limit} bytes")
@@ -248,14 +341,27 @@ def _check_file(fields: AlgorithmCreate, *, sha256: str, size: int) -> None:
         )
 
 
+def _refused(check: str, reason: str) -> InvalidInput:
+    """The 422 of an upload that failed one of the checks."""
+    return InvalidInput(
+        f"model check '{check}' failed: {reason}; nothing was stored",
+        errors=[{"check": check, "reason": reason}],
+    )
+
+
 def _insert_file(
-    docs: Documents, fields: AlgorithmCreate, content: BinaryIO, sha256: str, size: int
+    docs: Session,
+    fields: AlgorithmCreate,
+    content: BinaryIO,
+    sha256: str,
+    size: int,
+    check: ModelCheck,
 ) -> tuple[AlgorithmRead, list[str]]:
     """The new version's record, and the services that follow the name's latest version."""
-    algorithm = store.insert_algorithm(
-        db=docs, fields=fields, content=content, sha256=sha256, size=size, now=_now()
+    algorithm = docs.insert_algorithm(
+        fields=fields, content=content, sha256=sha256, size=size, check=check, now=_now()
     )
-    bound = store.list_services(db=docs, algorithm_names=[fields.name])
+    bound = docs.list_services(algorithm_names=[fields.name])
     followers = [s.name for s in bound if s.algorithm_version is None]
     return _algorithm_reads(docs, [algorithm])[0], followers
 
@@ -270,44 +376,58 @@ def _pinned(version: VersionRef) -> int | None:
     return version if isinstance(version, int) else None
 
 
-def _get_algorithm(docs: Documents, name: str, version: VersionRef) -> Algorithm:
-    found = store.find_algorithm(db=docs, name=name, version=_pinned(version))
+def _get_algorithm(docs: Session, name: str, version: VersionRef) -> StoredAlgorithm:
+    found = docs.find_algorithm(name=name, version=_pinned(version))
     if found is not None:
         return found
-    if version == LATEST or store.find_algorithm(db=docs, name=name, version=None) is None:
+    if version == LATEST or docs.find_algorithm(name=name, version=None) is None:
         raise NotFound(f"no algorithm named {name!r}")
     raise NotFound(f"algorithm {name!r} has no version {version}")
 
 
-def _algorithm_reads(docs: Documents, algorithms: list[Algorithm]) -> list[AlgorithmRead]:
+def _algorithm_reads(docs: Session, algorithms: list[StoredAlgorithm]) -> list[AlgorithmRead]:
     """Records of algorithm versions, each naming the services that use it now."""
     names = {a.name for a in algorithms}
-    latest = store.latest_versions(db=docs, names=names)
+    latest = docs.latest_versions(names=names)
     users: dict[tuple[str, int], list[str]] = defaultdict(list)
-    for service in store.list_services(db=docs, algorithm_names=names):
+    for service in docs.list_services(algorithm_names=names):
         version = service.algorithm_version or latest.get(service.algorithm_name, 0)
         users[(service.algorithm_name, version)].append(service.name)
-    fields = [f for f in AlgorithmRead.model_fields if f != "services"]
+    fields = [f for f in AlgorithmRead.model_fields if f not in ("services", "check")]
     return [
-        AlgorithmRead(**{f: getattr(a, f) for f in fields}, services=users[(a.name, a.version)])
+        AlgorithmRead(
+            **{f: getattr(a, f) for f in fields},
+            check=ModelCheck.model_validate(a.check) if a.check else None,
+            services=users[(a.name, a.version)],
+        )
         for a in algorithms
     ]
 
 
 def _save_binding(
-    docs: Documents, name: str, body: ServiceCreate
+    docs: Session, name: str, body: ServiceCreate, *, create_only: bool
 ) -> tuple[ServiceRead, ModelChanged, bool]:
+    docs.lock_algorithm(name=body.algorithm_name)
     algorithm = _get_algorithm(docs, body.algorithm_name, body.algorithm_version)
     if body.use_case is not None and body.use_case != algorithm.use_case:
         raise InvalidInput(
             f"service use case {body.use_case!r} differs from algorithm {algorithm.name!r}'s "
             f"use case {algorithm.use_case!r}"
         )
-    service, created = store.save_service(
-        db=docs,
+    existing = docs.find_service(name=name)
+    if existing is not None and create_only:
+        raise Conflict(
+            f"service {name!r} exists; rebind it with PUT /queue_manager/services/{name}"
+        )
+    if existing is not None and existing.use_case != algorithm.use_case:
+        raise Conflict(
+            f"service {name!r} serves use case {existing.use_case!r}; algorithm "
+            f"{algorithm.name!r} is for {algorithm.use_case!r}: create another service for it"
+        )
+    service, created = docs.save_service(
         name=name,
         routing_key=body.routing_key,
-        use_case=body.use_case or algorithm.use_case,
+        use_case=algorithm.use_case,
         algorithm_name=algorithm.name,
         algorithm_version=_pinned(body.algorithm_version),
         updated_by=body.updated_by,
@@ -319,22 +439,26 @@ def _save_binding(
     return _service_read(service, algorithm), event, created
 
 
-def _service_reads(docs: Documents, services: list[Service]) -> list[ServiceRead]:
+def _service_reads(docs: Session, services: list[StoredService]) -> list[ServiceRead]:
     """Records of services, each with the algorithm version it resolves to now."""
-    versions = store.list_algorithms(db=docs, names={s.algorithm_name for s in services})
+    versions = docs.list_algorithms(names={s.algorithm_name for s in services})
     by_version = {(a.name, a.version): a for a in versions}
     latest: dict[str, int] = {}
     for a in versions:
         latest[a.name] = max(a.version, latest.get(a.name, 0))
 
-    def resolve(service: Service) -> Algorithm | None:
-        version = service.algorithm_version or latest.get(service.algorithm_name)
+    def resolve(service: StoredService) -> StoredAlgorithm | None:
+        version = service.algorithm_version or latest.get(service.algorithm_name, 0)
         return by_version.get((service.algorithm_name, version))
 
     return [_service_read(s, resolve(s)) for s in services]
 
 
-def _service_read(service: Service, algorithm: Algorithm | None) -> ServiceRead:
+def _service_read(service: StoredService, algorithm: StoredAlgorithm | None) -> ServiceRead:
+    status = ModelStatus.model_validate(service.model_status) if service.model_status else None
+    resolved = None if algorithm is None else (algorithm.name, algorithm.version)
+    if status is not None and (status.algorithm_name, status.version) != resolved:
+        status = None  # a report on another version than the one resolved now is stale
     return ServiceRead(
         name=service.name,
         routing_key=service.routing_key,
@@ -346,6 +470,7 @@ def _service_read(service: Service, algorithm: Algorithm | None) -> ServiceRead:
         features=[] if algorithm is None else list(algorithm.features),
         updated_at=service.updated_at,
         updated_by=service.updated_by,
+        model_status=status,
     )
 
 
@@ -367,7 +492,12 @@ def _job_changes(update: JobUpdate, stored: dict[str, Any]) -> dict[str, Any]:
             changes[name] = getattr(update, name)
     end = update.end_date or (_now() if update.last_status in FINAL else None)
     if end is not None:
-        changes["metadata.end_date"] = end
         elapsed = end - stored["metadata"]["start_date"]
+        if elapsed.total_seconds() < 0:
+            raise InvalidInput(
+                f"end_date {end.isoformat()} of job {update.service}/{update.message_id} is "
+                "before its start_date; nothing was updated"
+            )
+        changes["metadata.end_date"] = end
         changes["metadata.time_elapsed_sec"] = elapsed.total_seconds()
     return changes

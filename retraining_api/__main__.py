@@ -1,11 +1,26 @@
-"""`python -m retraining_api` serves the API on RETRAINING_API_HOST:RETRAINING_API_PORT."""
+"""`python -m retraining_api`: serve the API on RETRAINING_API_HOST and RETRAINING_API_PORT
+(from the environment, then .env) until SIGTERM or Ctrl-C. No options."""
 
-import uvicorn
+from __future__ import annotations
 
-from gits_common.settings import configure_logging
-from retraining_api.app import create_app
-from retraining_api.settings import load_settings
+import argparse
+import sys
 
-configure_logging()
-settings = load_settings()
-uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+def main(argv: list[str]) -> None:
+    """Refuse any argument (exit status 2, with the usage), then serve."""
+    argparse.ArgumentParser(prog="python -m retraining_api", description=__doc__).parse_args(argv)
+    # Imported only now: --help answers at once, and starts and connects to nothing.
+    import uvicorn
+
+    from gits_common.settings import configure_logging
+    from retraining_api.app import create_app
+    from retraining_api.settings import load_settings
+
+    configure_logging()
+    settings = load_settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

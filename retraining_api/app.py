@@ -15,6 +15,7 @@ from gits_common import errors
 from gits_common.clients import ApiClient, MlDataClient, QueueManagerClient
 from gits_common.http import Lifespan, create_api
 from gits_common.postgres import Database, add_health_route
+from gits_common.settings import Role
 from retraining_api.policy import DriftPolicy
 from retraining_api.routes import router
 from retraining_api.runner import Runner
@@ -29,9 +30,11 @@ MAX_BODY_BYTES = 64 * 1024  # job requests are small; model files never come thr
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI app: every route behind the bearer token except /health."""
     db = Database(settings.postgres.dsn("retraining_api"), minconn=1, maxconn=4)
-    ml_data = MlDataClient(settings.ml_data_api_url, settings.api_token)
-    queue_manager = QueueManagerClient(settings.queue_manager_url, settings.api_token)
-    monitoring = ApiClient(settings.monitoring_api_url, settings.api_token, name="monitoring_api")
+    read = settings.tokens[Role.read]
+    ml_data = MlDataClient(settings.ml_data_api_url, read)
+    # Promotion and rollback register and bind models: the admin role's.
+    queue_manager = QueueManagerClient(settings.queue_manager_url, settings.tokens[Role.admin])
+    monitoring = ApiClient(settings.monitoring_api_url, read, name="monitoring_api")
     runner = Runner(settings, db)
     retraining = RetrainingService(settings, db, ml_data, queue_manager, runner)
     policy = DriftPolicy(retraining, monitoring, auto_promote=settings.on_drift_auto_promote)
@@ -41,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Retraining jobs with champion/challenger comparison, promotion and rollback, "
         "and explainer dashboards, all as background jobs with progress",
         router=router,
-        token=settings.api_token,
+        tokens=settings.tokens,
         max_body_bytes=MAX_BODY_BYTES,
         lifespan=_lifespan(
             settings, retraining, policy, runner, [ml_data, queue_manager, monitoring]

@@ -205,6 +205,8 @@ def _split(pipeline: Any) -> tuple[Any, Any]:
     steps = getattr(pipeline, "steps", None)
     if not steps:
         return None, pipeline
+    if len(steps) == 1:  # nothing to transform: an empty Pipeline has no `transform`
+        return None, steps[-1][1]
     return pipeline[:-1], steps[-1][1]
 
 

@@ -13,17 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import pandas as pd
 from psycopg2.extensions import connection as Connection
 
-from gits_common import errors, modeling
+from gits_common import errors
 from gits_common.clients import MlDataClient, QueueManagerClient
 from gits_common.postgres import Database
+from gits_common.registry import model_label
 from gits_common.schemas import Table, UseCase
-from gits_common.settings import configure_logging
-from retraining_api import store, training
+from gits_common.settings import Role, configure_logging
+from gits_ml import modeling
+from retraining_api import datasets, store, training
 from retraining_api.artifacts import Artifacts
-from retraining_api.promotion import Promoter, label
+from retraining_api.promotion import Promoter
 from retraining_api.schemas import JobKind, JobRead, PromotionRead
 from retraining_api.settings import Settings
 
@@ -87,12 +88,16 @@ class JobContext:
             )
         )
 
-    def clients(self) -> tuple[MlDataClient, QueueManagerClient]:
-        """Fresh API clients (each asyncio.run needs its own)."""
-        token = self.settings.api_token
+    def clients(self, *, promoting: bool = False) -> tuple[MlDataClient, QueueManagerClient]:
+        """Fresh API clients (each asyncio.run needs its own). A job reads rows and model
+        files with the read and runtime roles; only its auto-promotion (registering and
+        binding the challenger) holds the admin role."""
+        queue_manager_role = Role.admin if promoting else Role.runtime
         return (
-            MlDataClient(self.settings.ml_data_api_url, token),
-            QueueManagerClient(self.settings.queue_manager_url, token),
+            MlDataClient(self.settings.ml_data_api_url, self.settings.tokens[Role.read]),
+            QueueManagerClient(
+                self.settings.queue_manager_url, self.settings.tokens[queue_manager_role]
+            ),
         )
 
 
@@ -104,11 +109,8 @@ class RetrainingInputs:
     """What one retraining job works on."""
 
     use_case: UseCase
-    training: pd.DataFrame
-    holdout: pd.DataFrame
-    holdout_parts: dict[str, int]
-    champion: Any | None
-    champion_label: str | None
+    data: datasets.Data
+    champion: training.Champion | None  # None: the service has no model bound
 
 
 def _retrain(context: JobContext) -> None:
@@ -124,8 +126,8 @@ def _retrain(context: JobContext) -> None:
     started = time.monotonic()
     outcome = training.retrain(
         inputs.use_case,
-        inputs.training,
-        inputs.holdout,
+        inputs.data.training,
+        inputs.data.holdout,
         champion=inputs.champion,
         choice=choice,
         fold=settings.fold,
@@ -138,7 +140,7 @@ def _retrain(context: JobContext) -> None:
     context.artifacts.write(context.artifacts.challenger(job.id), content)
     result = _result(inputs, outcome, choice, content, time.monotonic() - started)
     if job.request.get("auto_promote"):
-        result["decision"] = _decide(job, choice, result, settings.promote_margin)
+        result["decision"] = _decide(job, choice, inputs, outcome, settings.promote_margin)
         if result["decision"]["promoted"]:
             result["promotion"] = _auto_promote(context, result["decision"])
     context.store(lambda conn: store.finish_job(conn=conn, job_id=job.id, result=result))
@@ -151,17 +153,25 @@ def _result(
     content: bytes,
     seconds: float,
 ) -> dict[str, Any]:
-    """The job's result: the original's two blocks, and how they were made."""
+    """The job's result: the original's two blocks, and how they were made. A metric that
+    could not be computed is None in its block, with the reason in `unscored`; a champion
+    that could not be loaded or predict has its reason in `champion_error`."""
+    champion = outcome.champion_scores
     return {
-        "retrained_model_results": outcome.challenger_results,
-        "previous_model_results": outcome.champion_results,
-        "champion": inputs.champion_label,
+        "retrained_model_results": outcome.challenger_scores.results,
+        "previous_model_results": champion.results if champion else None,
+        "champion": inputs.champion.label if inputs.champion else None,
+        "champion_error": champion.error if champion else None,
+        "unscored": {
+            "challenger": outcome.challenger_scores.missing,
+            "champion": champion.missing if champion else {},
+        },
         "metric": choice.metric,
         "higher_is_better": choice.higher_is_better,
         "models": choice.models,
-        "training_rows": len(inputs.training),
-        "holdout_rows": len(inputs.holdout),
-        "holdout": inputs.holdout_parts,
+        "training_rows": len(inputs.data.training),
+        "holdout_rows": len(inputs.data.holdout),
+        "holdout": inputs.data.parts,
         "leaderboard": outcome.leaderboard,
         "challenger_sha256": modeling.sha256(content),
         "training_seconds": round(seconds, 1),
@@ -171,25 +181,25 @@ def _result(
 
 
 def _decide(
-    job: JobRead, choice: training.Choice, result: dict[str, Any], default_margin: float
+    job: JobRead,
+    choice: training.Choice,
+    inputs: RetrainingInputs,
+    outcome: training.Outcome,
+    default_margin: float,
 ) -> dict[str, Any]:
-    """Whether auto-promotion goes ahead, and why."""
+    """Whether auto-promotion goes ahead, and why (training.decide)."""
     margin = job.request.get("promote_margin")
     margin = default_margin if margin is None else margin
     if job.service is None:
-        return {"promoted": False, "reason": "no service to promote to"}
-    challenger = result["retrained_model_results"].get(choice.metric)
-    champion = (result["previous_model_results"] or {}).get(choice.metric)
-    wins = training.better(choice, challenger, champion, margin)
-    if result["previous_model_results"] is None:
-        reason = f"the service has no champion; challenger {choice.metric} {challenger}"
-    else:
-        verb = "beats" if wins else "does not beat"
-        reason = (
-            f"challenger {choice.metric} {challenger} {verb} champion {champion} "
-            f"by the {margin:.0%} margin"
-        )
-    return {"promoted": wins, "reason": reason, "margin": margin}
+        reason = "not promoted: no service to promote to"
+        return {"promoted": False, "basis": "no_service", "reason": reason, "margin": margin}
+    return training.decide(
+        choice,
+        challenger=outcome.challenger_scores,
+        champion=outcome.champion_scores,
+        champion_label=inputs.champion.label if inputs.champion else None,
+        margin=margin,
+    )
 
 
 def _auto_promote(context: JobContext, decision: dict[str, Any]) -> dict[str, Any] | None:
@@ -204,7 +214,7 @@ def _auto_promote(context: JobContext, decision: dict[str, Any]) -> dict[str, An
 
 
 async def _promote(context: JobContext) -> PromotionRead:
-    ml_data, qm = context.clients()
+    ml_data, qm = context.clients(promoting=True)
     try:
         promoter = Promoter(context.db, qm, ml_data, context.artifacts)
         return await promoter.promote(context.job.id, AUTO_PROMOTER, by_the_job=True)
@@ -217,81 +227,35 @@ async def _retraining_inputs(context: JobContext) -> RetrainingInputs:
     ml_data, qm = context.clients()
     try:
         use_case = await ml_data.use_case(job.use_case)
-        read = {"last": settings.max_rows, "limit": settings.max_rows}
-        train_rows, test_rows, labelled = await asyncio.gather(
-            ml_data.read_rows(use_case.name, Table.training, **read),
-            ml_data.read_rows(use_case.name, Table.testing, **read),
-            ml_data.read_rows(use_case.name, Table.production, labelled=True, **read),
-        )
-        champion, champion_label = await _champion(qm, job.service)
+        data = await datasets.read(ml_data, use_case, settings)
+        # The same refusal the API gives before the job is queued: the data may have
+        # changed since, and a job must never train on data it cannot judge.
+        training.check_data(use_case, data.training, data.holdout, fold=settings.fold)
+        champion = await _champion(qm, job.service)
     finally:
         await asyncio.gather(ml_data.close(), qm.close())
-    training_frame, holdout, parts = split(
-        use_case, train_rows, test_rows, labelled, settings.holdout_fraction
-    )
-    _check_sizes(training_frame, holdout, settings)
-    return RetrainingInputs(use_case, training_frame, holdout, parts, champion, champion_label)
+    return RetrainingInputs(use_case, data, champion)
 
 
-def split(
-    use_case: UseCase,
-    training_rows: list[dict[str, Any]],
-    testing_rows: list[dict[str, Any]],
-    labelled_rows: list[dict[str, Any]],
-    fraction: float,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Training rows, and held-out rows: the testing table plus the newest `fraction` of
-    the labelled production rows, which are taken out of training (ml_data_api copies
-    labelled production rows into the training table)."""
-    kept = round(len(labelled_rows) * fraction)
-    recent = labelled_rows[len(labelled_rows) - kept :] if kept else []
-    held_ids = {row["message_id"] for row in recent}
-    train = frame(use_case, [r for r in training_rows if r.get("message_id") not in held_ids])
-    holdout = frame(use_case, testing_rows + recent)
-    return train, holdout, {"testing": len(testing_rows), "production": len(recent)}
-
-
-def frame(use_case: UseCase, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The labelled rows' feature and target columns, numbers as numbers."""
-    assert use_case.target is not None
-    data = typed_frame(use_case, rows)
-    return data.dropna(subset=[use_case.target.name]).reset_index(drop=True)
-
-
-def typed_frame(use_case: UseCase, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Message ids, features and the target (where rows have one), numbers as numbers."""
-    typed = [*use_case.features, *([use_case.target] if use_case.target else [])]
-    columns = ["message_id"] + [c.name for c in typed]
-    data = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
-    for column in typed:
-        if column.type.value in ("float", "int"):
-            data[column.name] = pd.to_numeric(data[column.name])
-    return data
-
-
-def _check_sizes(train: pd.DataFrame, holdout: pd.DataFrame, settings: Settings) -> None:
-    if len(train) < settings.min_training_rows:
-        raise ValueError(
-            f"too little data: {len(train)} training rows, at least "
-            f"{settings.min_training_rows} needed (RETRAINING_MIN_TRAINING_ROWS)"
-        )
-    if len(holdout) < settings.min_holdout_rows:
-        raise ValueError(
-            f"too little held-out data: {len(holdout)} testing and labelled production rows, "
-            f"at least {settings.min_holdout_rows} needed (RETRAINING_MIN_HOLDOUT_ROWS)"
-        )
-
-
-async def _champion(qm: QueueManagerClient, service: str | None) -> tuple[Any | None, str | None]:
-    """The model the service uses now, loaded, and its label; (None, None) without one."""
+async def _champion(qm: QueueManagerClient, service: str | None) -> training.Champion | None:
+    """The model the service uses now, loaded; None when the service has none. A model
+    that cannot be fetched or loaded is a champion with its `error` (the comparison is
+    then missing, and nothing is auto-promoted); only an outage fails the job."""
     if service is None:
-        return None, None
+        return None
     bound = await qm.service(service)
-    version = bound.get("resolved_version")
+    version = bound.resolved_version
     if version is None:
-        return None, None
-    _, content = await qm.verified_model(bound["algorithm_name"], version)
-    return modeling.from_bytes(content), label(bound["algorithm_name"], version)
+        return None
+    name = model_label(bound.algorithm_name, version)
+    try:
+        _, content = await qm.verified_model(bound.algorithm_name, version)
+        return training.Champion(name, modeling.from_bytes(content))
+    except errors.Unavailable:
+        raise
+    except Exception as exc:  # a missing or damaged file, a pickle this PyCaret cannot load
+        log.warning("champion %s could not be loaded: %r", name, exc)
+        return training.Champion(name, None, f"could not be loaded: {_reason(exc)}")
 
 
 # --- Explainer dashboards ---
@@ -306,7 +270,7 @@ def _explain(context: JobContext) -> None:
     table, max_rows = job.request["data"], job.request["max_rows"]
     page = explainer.build_dashboard(
         pipeline,
-        typed_frame(use_case, rows),
+        datasets.typed_frame(use_case, rows),
         use_case=use_case,
         title=f"{job.request['model']} on {use_case.name}",
         data_name=table,
@@ -343,5 +307,8 @@ async def _explainer_inputs(context: JobContext) -> tuple[UseCase, Any, list[dic
 
 
 def _reason(exc: Exception) -> str:
+    """An exception as a job's error: GITS's own errors and refusals of the data read as
+    they are, anything else with its type."""
     text = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-    return text if isinstance(exc, ValueError | LookupError) else f"{type(exc).__name__}: {text}"
+    plain = isinstance(exc, errors.GitsError | ValueError | LookupError)
+    return text if plain else f"{type(exc).__name__}: {text}"

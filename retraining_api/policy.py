@@ -1,6 +1,12 @@
 """The drift policy (off unless RETRAINING_ON_DRIFT): when monitoring_api raises a drift
 alert for a use case that has a service, start a retraining job for it, unless one is
-already queued or running."""
+already queued or running, or one was already started for the same drift episode.
+
+An episode is a run of drifting history points: it starts with a drift alert and ends at
+the first point whose drift values cross no threshold. One episode starts one retraining
+job, however many alerts its points raise (with a short alert cool-down, every point
+raises one). Episodes are read from the stored jobs and history, so a restart of
+retraining_api does not forget them."""
 
 from __future__ import annotations
 
@@ -11,13 +17,15 @@ from typing import Any
 
 from gits_common import errors
 from gits_common.clients import ApiClient
-from retraining_api.schemas import RetrainingCreate
+from gits_common.monitoring import DRIFT_METRICS, HistoryRead, Thresholds
+from retraining_api.schemas import JobKind, JobRead, RetrainingCreate
 from retraining_api.service import RetrainingService
 
 log = logging.getLogger(__name__)
 
-DRIFT_METRICS = frozenset({"drift_share", "drift_score"})  # monitoring_api's drift alerts
 ACTOR = "drift-policy"
+# How far back the policy looks for the job it started for the current episode.
+RECENT_JOBS = 100
 
 
 class DriftPolicy:
@@ -45,14 +53,50 @@ class DriftPolicy:
         checked_at = datetime.now(UTC)
         services = await self.retraining.qm.services()
         started = []
-        for use_case in sorted({s["use_case"] for s in services}):
+        for use_case in sorted({s.use_case for s in services}):
             alerts = await self._drift_alerts(use_case)
-            if alerts and await self.retraining.active_job(use_case) is None:
-                job_id = await self._start(use_case, alerts)
-                if job_id is not None:
-                    started.append(job_id)
+            if not alerts or await self.retraining.active_job(use_case) is not None:
+                continue
+            answered = await self._answered_episode(use_case)
+            if answered is not None:
+                log.info(
+                    "drift alert %d on %s: its episode was answered by retraining job %d",
+                    alerts[0]["id"],
+                    use_case,
+                    answered.id,
+                )
+                continue
+            job_id = await self._start(use_case, alerts)
+            if job_id is not None:
+                started.append(job_id)
         self.since = checked_at
         return started
+
+    async def _answered_episode(self, use_case: str) -> JobRead | None:
+        """The job this policy started for the use case's current drift episode, or None
+        when it started none since the last calm history point (one whose drift values
+        cross no threshold)."""
+        jobs = await self.retraining.jobs(
+            JobKind.retraining, use_case=use_case, service=None, limit=RECENT_JOBS
+        )
+        last = next((job for job in jobs if job.requested_by == ACTOR), None)
+        if last is None:
+            return None
+        path = f"/monitoring_api/use_cases/{use_case}"
+        history = HistoryRead.model_validate(
+            await self.monitoring.request(
+                "GET", f"{path}/history", params={"start": last.created_at.isoformat()}
+            )
+        )
+        limits = Thresholds.model_validate(
+            await self.monitoring.request("GET", f"{path}/thresholds")
+        )
+        points: dict[Any, list[tuple[str, str | None, float]]] = {}
+        for value in history.values:
+            if value.metric in DRIFT_METRICS:
+                points.setdefault(value.time, []).append((value.metric, value.feature, value.value))
+        calm = any(not limits.drift_crossings(values) for values in points.values())
+        return None if calm else last
 
     async def _drift_alerts(self, use_case: str) -> list[dict[str, Any]]:
         params = {"since": self.since.isoformat()}

@@ -9,17 +9,14 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from gits_common import errors, modeling
+from gits_common import errors
 from gits_common.clients import MlDataClient, QueueManagerClient
 from gits_common.postgres import Database
+from gits_common.registry import ServiceRead
+from gits_ml import modeling
 from retraining_api import store
 from retraining_api.artifacts import Artifacts
 from retraining_api.schemas import JobKind, JobRead, JobStatus, PromotionRead
-
-
-def label(name: str, version: int) -> str:
-    """A model version as production rows and jobs name it."""
-    return f"{name}:{version}"
 
 
 class Promoter:
@@ -49,7 +46,7 @@ class Promoter:
             content = await asyncio.to_thread(self._promotable, job, by_the_job=by_the_job)
             current = await self.qm.service(service)
             use_case = await self.ml_data.use_case(job.use_case)
-            name = current["algorithm_name"]
+            name = current.algorithm_name
             record = await self.qm.upload_algorithm(
                 name=name,
                 content=content,
@@ -58,13 +55,13 @@ class Promoter:
                 uploaded_by=requested_by,
                 sha256=modeling.sha256(content),
             )
-            await self._bind(current, name, record["version"], requested_by)
+            await self._bind(current, name, record.version, requested_by)
             promotion = await self._record(
                 action="promote",
                 service=service,
                 use_case=job.use_case,
-                from_version=_current_label(current),
-                to_version=label(name, record["version"]),
+                from_version=current.model_label,
+                to_version=record.label,
                 job_id=job.id,
                 requested_by=requested_by,
                 metrics=_metrics(job),
@@ -79,7 +76,7 @@ class Promoter:
         """Bind the service back to the version its newest promotion replaced."""
         async with self._locks[service]:
             current = await self.qm.service(service)
-            now = _current_label(current)
+            now = current.model_label
             if now is None:
                 raise errors.Conflict(f"service {service} is bound to a version that is gone")
             undone = await asyncio.to_thread(
@@ -95,7 +92,7 @@ class Promoter:
             return await self._record(
                 action="rollback",
                 service=service,
-                use_case=current["use_case"],
+                use_case=current.use_case,
                 from_version=now,
                 to_version=undone.from_version,
                 job_id=undone.job_id,
@@ -125,15 +122,13 @@ class Promoter:
             raise errors.Conflict(f"job {job.id}'s challenger file is gone from {path}")
         return path.read_bytes()
 
-    async def _bind(
-        self, current: dict[str, Any], name: str, version: int, requested_by: str
-    ) -> None:
+    async def _bind(self, current: ServiceRead, name: str, version: int, requested_by: str) -> None:
         await self.qm.bind_service(
-            current["name"],
-            routing_key=current["routing_key"],
+            current.name,
+            routing_key=current.routing_key,
             algorithm_name=name,
             algorithm_version=version,
-            use_case=current["use_case"],
+            use_case=current.use_case,
             updated_by=requested_by,
         )
 
@@ -141,11 +136,6 @@ class Promoter:
         return await asyncio.to_thread(
             self.db.run, lambda conn: store.insert_promotion(conn=conn, **fields)
         )
-
-
-def _current_label(service: dict[str, Any]) -> str | None:
-    version = service.get("resolved_version")
-    return label(service["algorithm_name"], version) if version is not None else None
 
 
 def _description(job: JobRead) -> str:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 
-from gits_common.schemas import Table
+from gits_common import errors
+from gits_common.http import error_responses, role
+from gits_common.schemas import Table, UseCaseName
+from gits_common.settings import Role
 from retraining_api.schemas import (
+    MAX_JOB_ID,
     Actor,
     ExplainerCreate,
     JobKind,
     JobRead,
     JobStatus,
+    Name,
     PromotionRead,
     RetrainingCreate,
 )
@@ -21,7 +26,13 @@ from retraining_api.service import RetrainingService
 
 router = APIRouter(prefix="/retraining_api")
 
+# Every parameter that names something is checked by that thing's rule here, so a bad
+# value answers 422 naming the parameter before it reaches a query or another service.
 Limit = Annotated[int, Query(ge=1, le=1000)]
+JobIdPath = Annotated[int, Path(ge=1, le=MAX_JOB_ID)]
+ServicePath = Annotated[Name, Path(description="A service's name in queue_manager")]
+UseCaseFilter = Annotated[UseCaseName | None, Query(description="Only this use case's")]
+ServiceFilter = Annotated[Name | None, Query(alias="service", description="Only this service's")]
 RETRAINING_EXAMPLES = {
     "demo": {
         "summary": "Retrain the demo use case, compare six models, promote a clear winner",
@@ -48,6 +59,10 @@ ACTOR_EXAMPLES = {"someone": {"summary": "Who asks", "value": {"requested_by": "
 HTML: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "The dashboard page"}
 }
+# What the APIs retraining_api asks may answer that it passes on.
+DEPENDENCIES: dict[type[errors.GitsError], str] = {
+    errors.DependencyFailed: "ml_data_api or queue_manager answered unexpectedly"
+}
 
 
 def service(request: Request) -> RetrainingService:
@@ -59,22 +74,32 @@ def service(request: Request) -> RetrainingService:
 # --- Retraining jobs ---
 
 
-@router.post("/jobs", response_model=JobRead, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/jobs",
+    response_model=JobRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(
+        {errors.NotFound: "No use case, or no service, of that name", **DEPENDENCIES}
+    ),
+    openapi_extra=role(Role.admin),
+)
 async def start_retraining(
     body: Annotated[RetrainingCreate, Body(openapi_examples=RETRAINING_EXAMPLES)],
     request: Request,
 ) -> JobRead:
     """Queue a retraining job (answers at once): train a challenger on the training table,
     score it and the service's champion on the same held-out rows (the testing table and
-    the newest labelled production rows, kept out of training)."""
+    the newest labelled production rows, kept out of training). Data on which the result
+    would mean nothing (a single class, too few rows of a class to cross-validate, a
+    single class held out) is 422 with the class counts and what is needed."""
     return await service(request).start_retraining(body)
 
 
-@router.get("/jobs", response_model=list[JobRead])
+@router.get("/jobs", response_model=list[JobRead], openapi_extra=role(Role.read))
 async def list_retraining_jobs(
     request: Request,
-    use_case: str | None = None,
-    service_name: str | None = Query(default=None, alias="service"),
+    use_case: UseCaseFilter = None,
+    service_name: ServiceFilter = None,
     limit: Limit = 50,
 ) -> list[JobRead]:
     """Retraining jobs, newest first."""
@@ -83,17 +108,28 @@ async def list_retraining_jobs(
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobRead)
-async def read_retraining_job(job_id: int, request: Request) -> JobRead:
+@router.get("/jobs/{job_id}", response_model=JobRead, openapi_extra=role(Role.read))
+async def read_retraining_job(job_id: JobIdPath, request: Request) -> JobRead:
     """One retraining job: status, stage and percent, result or error."""
     return await service(request).job(JobKind.retraining, job_id)
 
 
 @router.post(
-    "/jobs/{job_id}/promote", response_model=PromotionRead, status_code=status.HTTP_201_CREATED
+    "/jobs/{job_id}/promote",
+    response_model=PromotionRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        {
+            errors.Conflict: "The job has no challenger to promote, or it was promoted",
+            **DEPENDENCIES,
+        }
+    ),
+    openapi_extra=role(Role.admin),
 )
 async def promote(
-    job_id: int, request: Request, actor: Annotated[Actor, Body(openapi_examples=ACTOR_EXAMPLES)]
+    job_id: JobIdPath,
+    request: Request,
+    actor: Annotated[Actor, Body(openapi_examples=ACTOR_EXAMPLES)],
 ) -> PromotionRead:
     """Register the job's challenger as the next version of the service's algorithm in
     queue_manager and bind the service to it; workers swap models without a restart."""
@@ -104,21 +140,29 @@ async def promote(
 
 
 @router.post(
-    "/services/{name}/rollback", response_model=PromotionRead, status_code=status.HTTP_201_CREATED
+    "/services/{name}/rollback",
+    response_model=PromotionRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        {errors.Conflict: "No promotion put the service's version there", **DEPENDENCIES}
+    ),
+    openapi_extra=role(Role.admin),
 )
 async def rollback(
-    name: str, request: Request, actor: Annotated[Actor, Body(openapi_examples=ACTOR_EXAMPLES)]
+    name: ServicePath,
+    request: Request,
+    actor: Annotated[Actor, Body(openapi_examples=ACTOR_EXAMPLES)],
 ) -> PromotionRead:
     """Bind the service back to the version its newest promotion replaced (409 when no
     promotion put its current version there)."""
     return await service(request).rollback(name, actor.requested_by)
 
 
-@router.get("/promotions", response_model=list[PromotionRead])
+@router.get("/promotions", response_model=list[PromotionRead], openapi_extra=role(Role.read))
 async def list_promotions(
     request: Request,
-    service_name: str | None = Query(default=None, alias="service"),
-    use_case: str | None = None,
+    service_name: ServiceFilter = None,
+    use_case: UseCaseFilter = None,
 ) -> list[PromotionRead]:
     """Every promotion and rollback (who, when, metrics), newest first."""
     return await service(request).promotions(service=service_name, use_case=use_case)
@@ -127,7 +171,22 @@ async def list_promotions(
 # --- Explainer dashboards ---
 
 
-@router.post("/explainers", response_model=JobRead, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/explainers",
+    response_model=JobRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        status.HTTP_200_OK: {"model": JobRead, "description": "Asked before: the same job"},
+        **error_responses(
+            {
+                errors.NotFound: "No model version, or no retraining job, of that name",
+                errors.Conflict: "The retraining job has not finished",
+                **DEPENDENCIES,
+            }
+        ),
+    },
+    openapi_extra=role(Role.admin),
+)
 async def start_explainer(
     body: Annotated[ExplainerCreate, Body(openapi_examples=EXPLAINER_EXAMPLES)],
     request: Request,
@@ -142,9 +201,9 @@ async def start_explainer(
     return job
 
 
-@router.get("/explainers", response_model=list[JobRead])
+@router.get("/explainers", response_model=list[JobRead], openapi_extra=role(Role.read))
 async def list_explainers(
-    request: Request, use_case: str | None = None, limit: Limit = 50
+    request: Request, use_case: UseCaseFilter = None, limit: Limit = 50
 ) -> list[JobRead]:
     """Explainer jobs, newest first."""
     return await service(request).jobs(
@@ -152,24 +211,38 @@ async def list_explainers(
     )
 
 
-@router.get("/explainers/{job_id}", response_model=JobRead)
-async def read_explainer(job_id: int, request: Request) -> JobRead:
+@router.get("/explainers/{job_id}", response_model=JobRead, openapi_extra=role(Role.read))
+async def read_explainer(job_id: JobIdPath, request: Request) -> JobRead:
     """One explainer job."""
     return await service(request).job(JobKind.explainer, job_id)
 
 
-@router.get("/explainers/{job_id}/html", response_class=FileResponse, responses=HTML)
-async def explainer_html(job_id: int, request: Request) -> FileResponse:
+@router.get(
+    "/explainers/{job_id}/html",
+    response_class=FileResponse,
+    responses={**HTML, **error_responses({errors.Conflict: "The page is being built"})},
+    openapi_extra=role(Role.read),
+)
+async def explainer_html(job_id: JobIdPath, request: Request) -> FileResponse:
     """The finished dashboard as a static HTML page (409 while it is being built)."""
     return FileResponse(await service(request).explainer_page(job_id), media_type="text/html")
 
 
-@router.get("/get_explainer_dashboard", response_class=FileResponse, responses=HTML)
+@router.get(
+    "/get_explainer_dashboard",
+    response_class=FileResponse,
+    responses={
+        **HTML,
+        status.HTTP_202_ACCEPTED: {"model": JobRead, "description": "The page is being built"},
+        **error_responses({errors.NotFound: "No model of that name", **DEPENDENCIES}),
+    },
+    openapi_extra=role(Role.read),
+)
 async def get_explainer_dashboard(
     request: Request,
-    model_name: str,
+    model_name: Annotated[Name, Query(description="The algorithm's name in queue_manager")],
     config_name: Annotated[
-        str | None, Query(description="The use case; must be the model's when given")
+        UseCaseName | None, Query(description="The use case; must be the model's when given")
     ] = None,
     evaluate_on: Table = Table.production,
 ) -> Response:

@@ -15,9 +15,19 @@ from pydantic import (
     model_validator,
 )
 
-from gits_common.schemas import Table
+from gits_common.registry import Name
+from gits_common.rules import BigInt, Flag, Float
+from gits_common.schemas import Table, UseCaseName
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# Free text a person types (who asks, a model id, a metric name): 1 to 200 characters,
+# none of them a control character (PostgreSQL text and jsonb cannot hold NUL).
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+# Job ids are PostgreSQL bigserials; a larger number would make the query fail, not miss.
+MAX_JOB_ID = 2**63 - 1
+JobId = Annotated[int, Field(ge=1, le=MAX_JOB_ID)]
+# queue_manager's version numbers (gits_common.registry: 1 <= version < 2**31).
+Version = Annotated[int, Field(ge=1, lt=2**31)]
 
 
 class JobKind(StrEnum):
@@ -45,27 +55,30 @@ class RetrainingCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    use_case: Text
-    service: Text | None = Field(
+    use_case: UseCaseName
+    service: Name | None = Field(
         default=None,
         description="The service whose model is the champion; defaults to the "
         "use case's only service",
     )
     models: list[Text] | None = Field(
-        default=None, min_length=1, description="PyCaret model ids to compare, e.g. ['lr', 'rf']"
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="PyCaret model ids to compare, e.g. ['lr', 'rf']",
     )
     metric: Text | None = Field(
         default=None,
         description="The metric to select on, e.g. 'MAE'; PyCaret's default "
         "(R2, Accuracy) when left out",
     )
-    time_budget_seconds: float | None = Field(
+    time_budget_seconds: Float | None = Field(
         default=None, gt=0, le=24 * 3600, description="Stop comparing models after this long"
     )
-    auto_promote: bool = Field(
+    auto_promote: Flag = Field(
         default=False, description="Promote when the challenger beats the champion by the margin"
     )
-    promote_margin: float | None = Field(
+    promote_margin: Float | None = Field(
         default=None, ge=0, le=1, description="Relative improvement needed to auto-promote"
     )
     requested_by: Text = "api"
@@ -76,11 +89,13 @@ class ExplainerCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model_name: Text | None = None
-    model_version: int | Literal["latest"] = "latest"
-    job_id: int | None = Field(default=None, description="Explain this retraining job's challenger")
+    model_name: Name | None = None
+    model_version: Version | Literal["latest"] = "latest"
+    job_id: JobId | None = Field(
+        default=None, description="Explain this retraining job's challenger"
+    )
     data: Table = Table.production
-    max_rows: int | None = Field(default=None, ge=10, le=10_000)
+    max_rows: BigInt | None = Field(default=None, ge=10, le=10_000)
     requested_by: Text = "api"
 
     @model_validator(mode="after")

@@ -16,9 +16,9 @@ from gits_common import errors
 from gits_common.clients import MlDataClient, QueueManagerClient
 from gits_common.postgres import Database
 from gits_common.schemas import Table, Task, UseCase
-from retraining_api import store, training
+from retraining_api import datasets, store, training
 from retraining_api.artifacts import Artifacts
-from retraining_api.promotion import Promoter, label
+from retraining_api.promotion import Promoter
 from retraining_api.runner import Runner
 from retraining_api.schemas import (
     ExplainerCreate,
@@ -68,7 +68,9 @@ class RetrainingService:
     # --- Retraining ---
 
     async def start_retraining(self, body: RetrainingCreate) -> JobRead:
-        """A queued retraining job, or the 4xx that says why it could not succeed."""
+        """A queued retraining job, or the 4xx that says why it could not succeed: an
+        unknown use case, service, model or metric, or data on which a retraining result
+        would mean nothing (`training.check_data`)."""
         use_case = await self.ml_data.use_case(body.use_case)
         training.choose(use_case.task, body.models, body.metric, list(self.settings.default_models))
         service = await self._champion_service(use_case, body.service)
@@ -77,6 +79,10 @@ class RetrainingService:
                 f"auto_promote needs a service: no service uses {use_case.name}"
             )
         await self._check_enough_rows(use_case)
+        # The job's own rows and checks, so that data the job would refuse (a single
+        # class, too few rows of a class to cross-validate) is a 422 now, not a failed job.
+        data = await datasets.read(self.ml_data, use_case, self.settings)
+        training.check_data(use_case, data.training, data.holdout, fold=self.settings.fold)
         request = body.model_dump(mode="json") | {"service": service}
         job = await self._store(
             lambda conn: store.insert_job(
@@ -96,13 +102,13 @@ class RetrainingService:
         """The service whose model is the champion: the named one, or the use case's only."""
         if name is not None:
             bound = await self.qm.service(name)
-            if bound["use_case"] != use_case.name:
+            if bound.use_case != use_case.name:
                 raise errors.InvalidInput(
-                    f"service {name} serves use case {bound['use_case']}, not {use_case.name}"
+                    f"service {name} serves use case {bound.use_case}, not {use_case.name}"
                 )
             return name
         services = await self.qm.services()
-        names = sorted(s["name"] for s in services if s["use_case"] == use_case.name)
+        names = sorted(s.name for s in services if s.use_case == use_case.name)
         if len(names) > 1:
             raise errors.InvalidInput(
                 f"use case {use_case.name} has several services {names}: name one as 'service'"
@@ -232,14 +238,13 @@ class RetrainingService:
                 "sha256": job.result["challenger_sha256"],
             }
         assert body.model_name is not None  # the schema demands one of the two
-        path = f"/queue_manager/algorithms/{body.model_name}/versions/{body.model_version}"
-        record = await self.qm.request("GET", path)
+        record = await self.qm.algorithm(body.model_name, body.model_version)
         return {
-            "model": label(record["name"], record["version"]),
-            "model_name": record["name"],
-            "model_version": record["version"],
-            "use_case": record["use_case"],
-            "sha256": record["sha256"],
+            "model": record.label,
+            "model_name": record.name,
+            "model_version": record.version,
+            "use_case": record.use_case,
+            "sha256": record.sha256,
         }
 
     async def explainer_page(self, job_id: int) -> Path:

@@ -1,5 +1,4 @@
-"""Print where each GITS service listens and how to watch it, before `make run` starts.
-With --replicas, print only how many worker replicas to start."""
+"""Print where each GITS service listens and how to watch it, before `make run` starts."""
 
 from __future__ import annotations
 
@@ -18,11 +17,8 @@ SERVICES = [
 
 
 def main(argv: list[str]) -> None:
-    """The banner, or the replica count."""
+    """The banner."""
     replicas = config("WORKER_REPLICAS", default=2, cast=int)
-    if "--replicas" in argv:
-        print(replicas)
-        return
     print("GITS is starting. APIs (interactive docs):")
     for name, port_setting, default in SERVICES:
         port = config(port_setting, default=default, cast=int)
@@ -35,8 +31,14 @@ def main(argv: list[str]) -> None:
     print(f"  {'dashboards':<14} {dashboards}main/, monitoring/ and realtime/")
     service = config("DEMO_SERVICE", default="service_product_quality_A")
     print(f"Workers: {replicas} replicas of {service}; data_source publishes demo readings.")
-    print("Every API wants 'Authorization: Bearer <GITS_API_TOKEN from .env>'.")
-    print("Watch it: see 'Watching it work' in README.md. Ctrl-C stops everything.\n")
+    print(
+        "Every API wants 'Authorization: Bearer <token>': GITS_ADMIN_TOKEN, GITS_RUNTIME_TOKEN "
+        "or GITS_READ_TOKEN from .env, by what the route does."
+    )
+    print("Watch it: see 'Watching it work' in README.md. Each line starts with its process.")
+    print("supervisord restarts a process that exits; `make status` in another terminal")
+    print("lists them (or .venv/bin/supervisorctl -c var/supervisor/supervisord.conf ...).")
+    print("Ctrl-C stops everything.\n")
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def collection() -> dict[str, Any]:
     return {
         "info": {
             "name": "GITS",
-            "description": "Every GITS API. Set the `token` variable to GITS_API_TOKEN "
+            "description": "Every GITS API. Set the `token` variable to GITS_ADMIN_TOKEN "
             "from .env. Regenerate with `python scripts/postman.py`.",
             "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
         },

@@ -10,7 +10,7 @@ from typing import Any
 
 import aio_pika
 
-from gits_common.amqp import dead_letter_queue, declare_sensor_exchange
+from gits_common.amqp import declare_sensor_exchange, service_queues
 
 
 def publish(url: str, routing_key: str, bodies: list[bytes | dict[str, Any]]) -> None:
@@ -62,7 +62,7 @@ def delete_service_queues(url: str, service: str) -> None:
     async def go() -> None:
         async with await aio_pika.connect(url) as connection:
             channel = await connection.channel()
-            for name in (service, dead_letter_queue(service)):
+            for name in service_queues(service):
                 await channel.queue_delete(name)
 
     asyncio.run(go())

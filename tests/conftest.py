@@ -6,12 +6,19 @@ Tests that need PostgreSQL or RabbitMQ skip when the server is down, except unde
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
+import re
+import shutil
 import socket
+import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
+import aio_pika
 import psycopg2
 import pytest
 import uvicorn
@@ -19,11 +26,19 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gits_common.settings import amqp_url, config, postgres_settings
+from queue_manager.settings import Settings as QueueManagerSettings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 os.environ["POSTGRES_DB"] = f"{config('POSTGRES_DB', default='gits')}_test"
-os.environ["GITS_API_TOKEN"] = "test-token-not-a-secret"
+# One token per role, as .env has them (each at least 32 characters).
+TOKENS = {
+    "admin": "test-admin-token-not-a-secret-0123456789",
+    "runtime": "test-runtime-token-not-a-secret-012345678",
+    "read": "test-read-token-not-a-secret-0123456789ab",
+}
+for _role, _token in TOKENS.items():
+    os.environ[f"GITS_{_role.upper()}_TOKEN"] = _token
 os.environ["LOG_LEVEL"] = "WARNING"
 
 
@@ -45,8 +60,92 @@ def postgres_dsn() -> str:
         need_server("PostgreSQL (run scripts/ensure-services.sh)", exc)
     with conn, conn.cursor() as cur:
         cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        cur.execute(f"SELECT nspname FROM pg_namespace WHERE nspname LIKE '{QM_SCHEMA_PREFIX}%'")
+        for (schema,) in cur.fetchall():
+            cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
     conn.close()
     return dsn
+
+
+# queue_manager stores the tests make: a schema each in the test database, or mongomock.
+QM_SCHEMA_PREFIX = "qm_test_"
+QM_BACKENDS = ("postgresql", "mongomock")
+
+
+def private_store(
+    settings: QueueManagerSettings, backend: str = "postgresql"
+) -> QueueManagerSettings:
+    """queue_manager settings with a store of their own, empty: a fresh schema in the
+    test database (the embedded store users get), or an in-memory mongomock (the test
+    double of the MongoDB path), whatever .env says."""
+    if backend == "mongomock":
+        return dataclasses.replace(settings, mongodb_url="mongomock://localhost", postgres=None)
+    return dataclasses.replace(
+        settings,
+        mongodb_url="",
+        postgres=postgres_settings(),
+        postgres_schema=f"{QM_SCHEMA_PREFIX}{uuid.uuid4().hex[:12]}",
+    )
+
+
+# Queues of services that tests name with a random suffix (svc_hist_1a2b3c4d.dead, ...).
+TEST_QUEUE = re.compile(
+    r"^(svc|roles_service|qm-test)([-_][\w-]*)?[-_][0-9a-f]{8,12}(\.dead|\.quarantine)?$"
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def queues_left_behind_are_deleted() -> Iterator[None]:
+    """Delete the RabbitMQ queues this run made (and test queues earlier runs left) when
+    the run ends. Every service a test registers gets three quorum queues, and each
+    quorum queue holds file handles in RabbitMQ 3.10's file_handle_cache (about 900 under
+    the usual limit of 1,024 descriptors): some 330 left behind by earlier runs used them
+    all, and the broker stopped answering new connections, which failed CI. Nothing is
+    done where rabbitmqctl is absent (a broker on another host)."""
+    before = _queue_names()
+    yield
+    after = _queue_names()
+    if before is None or after is None:
+        return
+    made = after - before
+    leftovers = {name for name in before if TEST_QUEUE.match(name)}
+    _delete_queues(sorted(made | leftovers))
+
+
+def rabbitmqctl(*args: str, timeout: float = 120) -> str:
+    """rabbitmqctl's output (quiet); CalledProcessError when it fails."""
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=timeout
+    ).stdout
+
+
+def _queue_names() -> set[str] | None:
+    """Every queue of the test vhost, by rabbitmqctl; None when it cannot tell."""
+    if shutil.which("rabbitmqctl") is None:
+        return None
+    vhost = config("RABBITMQ_VHOST", default="/")
+    try:
+        listed = rabbitmqctl("list_queues", "-p", vhost, "name", "--no-table-headers")
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return {line.strip() for line in listed.splitlines() if line.strip()}
+
+
+def _delete_queues(names: list[str]) -> None:
+    """Delete queues over AMQP (one connection); a failure leaves them for the next run."""
+
+    async def delete() -> None:
+        connection = await aio_pika.connect(amqp_url(), timeout=10)
+        async with connection:
+            channel = await connection.channel()
+            for name in names:
+                await asyncio.wait_for(channel.queue_delete(name), 30)
+
+    if names:
+        try:
+            asyncio.run(delete())
+        except Exception as exc:
+            print(f"could not delete {len(names)} test queue(s): {exc!r}")
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +163,46 @@ def rabbitmq_url() -> str:
             pass
     except OSError as exc:
         need_server("RabbitMQ (run scripts/ensure-services.sh)", exc)
+    _no_resource_alarm()
     return url
+
+
+def _no_resource_alarm() -> None:
+    """Fail at once when the local RabbitMQ has a memory or disk alarm: it then blocks
+    every publisher, and tests would wait on confirms that never come (RabbitMQ docs,
+    "Memory and Disk Alarms")."""
+    if (alarm := resource_alarm()) is not None:
+        pytest.fail(alarm)
+
+
+def resource_alarm() -> str | None:
+    """What the local RabbitMQ's memory or disk alarm says, or None when it has none, or
+    when rabbitmq-diagnostics is absent (a broker on another host)."""
+    if shutil.which("rabbitmq-diagnostics") is None:
+        return None
+    check = subprocess.run(
+        ["rabbitmq-diagnostics", "-q", "check_local_alarms"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check.returncode == 0:
+        return None
+    return (
+        "RabbitMQ has a resource alarm and blocks publishers (free disk or memory, "
+        f"see `rabbitmq-diagnostics alarms`): {(check.stdout + check.stderr).strip()}"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """After a failing test, end the whole run when RabbitMQ has a resource alarm: every
+    test that publishes would otherwise wait for its time limit in turn."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    uses_the_broker = "rabbitmq_url" in getattr(item, "fixturenames", ())
+    if report.failed and uses_the_broker and (alarm := resource_alarm()) is not None:
+        pytest.exit(alarm, returncode=3)
 
 
 @pytest.fixture
@@ -78,8 +216,8 @@ def pg(postgres_dsn: str) -> Iterator[psycopg2.extensions.connection]:
 
 @pytest.fixture
 def api_token() -> str:
-    """The bearer token the services under test expect."""
-    return os.environ["GITS_API_TOKEN"]
+    """The admin role's bearer token: it may do everything the APIs offer."""
+    return os.environ["GITS_ADMIN_TOKEN"]
 
 
 @pytest.fixture

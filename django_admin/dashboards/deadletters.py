@@ -5,6 +5,7 @@ Dash callbacks run in plain threads, so each look runs its own short event loop.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -13,14 +14,19 @@ import aio_pika
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 
 from gits_common import errors
+from gits_common.registry import NAME_PATTERN
 
 TIMEOUT_SECONDS = 5.0
 T = TypeVar("T")
 
 
 def dead_letter_count(url: str, queue: str, *, timeout: float = TIMEOUT_SECONDS) -> int | None:
-    """Messages in `queue` (None when the queue does not exist); `Unavailable` when
-    RabbitMQ cannot be reached."""
+    """Messages in `queue` (None when the queue does not exist, or when its name is no
+    service's dead-letter queue: RabbitMQ takes names of at most 255 bytes, and a
+    request may carry anything); `Unavailable` when RabbitMQ cannot be reached."""
+    service, _, suffix = queue.rpartition(".")
+    if suffix != "dead" or not re.fullmatch(NAME_PATTERN, service):
+        return None
     try:
         return run_blocking(asyncio.wait_for(_count(url, queue), timeout))
     except ChannelNotFoundEntity:

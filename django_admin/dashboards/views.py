@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from django_admin.dashboards.dash_apps import main, monitoring, realtime
 
@@ -43,6 +44,7 @@ PAGES = {
 }
 
 
+@require_safe
 def dashboard(request: HttpRequest, page: str) -> HttpResponse:
     """A page with one dashboard in it (login required by the site's middleware)."""
     return render(request, "dashboards/dashboard.html", {"page": PAGES[page]})

@@ -3,15 +3,60 @@ them, and what the workers really used, read from their recent jobs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from django_admin.apis import client
-from django_admin.site.catalog import with_times
+from django_admin.apis import acting_client, client
+from django_admin.site import checks
+from django_admin.site.records import Field, complete, listed
 
 SERVICES = "/queue_manager/services"
 LATEST = "latest"
+# queue_manager's ServiceRead, as far as the pages use it. A null resolved version (and
+# so checksum) means the bound version is gone: a state of its own, not a missing field.
+SERVICE_FIELDS = (
+    Field("name", checks.name),
+    Field("routing_key", checks.text),
+    Field("use_case", checks.text),
+    Field("algorithm_name", checks.name),
+    Field("algorithm_version", checks.version_ref),
+    Field("resolved_version", checks.ident, nullable=True),
+    Field("sha256", checks.text, nullable=True),
+    Field("features", checks.texts),
+    Field("updated_at", checks.time),
+    Field("updated_by", checks.text, nullable=True),
+    Field("announced", checks.flag, required=False),
+    # The workers' word on the resolved version: does it load and predict, and why not.
+    Field(
+        "model_status",
+        checks.nested(
+            (
+                Field("usable", checks.flag),
+                Field("reason", checks.text, required=False),
+                Field("worker", checks.text, required=False),
+                Field("reported_at", checks.time, required=False),
+            )
+        ),
+        required=False,
+    ),
+)
+# queue_manager's jobs, as far as what-each-worker-used needs them.
+JOB_FIELDS = (
+    Field("last_status", checks.text),
+    Field("model_version", checks.text, required=False),
+    Field(
+        "metadata",
+        checks.nested(
+            (
+                Field("worker", checks.text, required=False),
+                Field("start_date", checks.time),
+                Field("end_date", checks.time, required=False),
+            )
+        ),
+    ),
+)
+NEVER = datetime.min.replace(tzinfo=UTC)  # the time of a job that has none
 
 
 @dataclass(frozen=True)
@@ -30,74 +75,114 @@ class WorkerUsage:
 
     worker: str
     model_version: str | None  # "algorithm:version", None until it finished a job
-    used_at: datetime
-    last_status: str
+    used_at: datetime | None  # None when none of its jobs carries a time
+    last_status: str | None
     jobs: int  # of the jobs looked at
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What each worker used, and what the job records it came from lacked."""
+
+    workers: list[WorkerUsage]
+    problems: list[str] = field(default_factory=list)  # "why (n jobs)"
+
+
+def service_record(record: Any) -> dict[str, Any]:
+    """One service as the pages use it (`records.complete`)."""
+    return complete(record, SERVICE_FIELDS)
 
 
 def services() -> list[dict[str, Any]]:
     """Every service and the algorithm version it resolves to now, by name."""
     records = client("queue_manager").request("GET", SERVICES)
-    return sorted((with_times(r, "updated_at") for r in records), key=lambda r: r["name"])
+    found = [service_record(r) for r in listed(records, api="queue_manager")]
+    return sorted(found, key=lambda r: (r["name"] is None, r["name"] or ""))
 
 
 def service(name: str) -> dict[str, Any]:
     """One service; `NotFound` when queue_manager has no such service."""
-    record = client("queue_manager").request("GET", f"{SERVICES}/{name}")
-    return with_times(record, "updated_at")
+    return service_record(client("queue_manager").request("GET", f"{SERVICES}/{name}"))
 
 
-def bind_service(name: str, binding: Binding) -> tuple[dict[str, Any], bool]:
-    """Create the service or rebind it; the record and whether it was created.
-    queue_manager announces the change, so running workers swap models."""
-    body = {
+def create_service(name: str, binding: Binding, *, user: Any) -> dict[str, Any]:
+    """Create a service, as `user` asked (`PermissionDenied` unless allowed to manage
+    models); `Conflict` when one of that name exists (rebinding is `rebind_service`,
+    never a side effect of creating). queue_manager announces it."""
+    queue_manager = acting_client("queue_manager", user)
+    body = {"name": name, **_body(binding)}
+    return service_record(queue_manager.request("POST", SERVICES, json=body))
+
+
+def rebind_service(
+    name: str, binding: Binding, *, use_case: str | None, user: Any
+) -> tuple[dict[str, Any], bool]:
+    """Bind an existing service to another algorithm version, as `user` asked
+    (`PermissionDenied` unless allowed to manage models); the record and whether it was
+    created after all (deleted meanwhile). `use_case` is the service's: queue_manager
+    refuses an algorithm of another use case, with both named."""
+    queue_manager = acting_client("queue_manager", user)
+    body = _body(binding) | ({"use_case": use_case} if use_case else {})
+    response = queue_manager.send("PUT", f"{SERVICES}/{name}", json=body)
+    return service_record(response.json()), response.status_code == 201
+
+
+def _body(binding: Binding) -> dict[str, Any]:
+    return {
         "routing_key": binding.routing_key,
         "algorithm_name": binding.algorithm_name,
         "algorithm_version": binding.algorithm_version,
         "updated_by": binding.updated_by,
     }
-    response = client("queue_manager").send("PUT", f"{SERVICES}/{name}", json=body)
-    return with_times(response.json(), "updated_at"), response.status_code == 201
 
 
 def used_model(record: dict[str, Any]) -> str | None:
     """The "algorithm:version" a service resolves to now."""
-    if record.get("resolved_version") is None:
+    if record["resolved_version"] is None or record["algorithm_name"] is None:
         return None
     return f"{record['algorithm_name']}:{record['resolved_version']}"
 
 
-def worker_usage(service_name: str, *, limit: int = 500) -> list[WorkerUsage]:
+def worker_usage(service_name: str, *, limit: int = 500) -> Usage:
     """Per worker, the model of its newest job among the service's `limit` newest."""
     jobs = client("queue_manager").request(
         "GET", "/queue_manager/jobs", params={"service": service_name, "limit": limit}
     )
-    return usage_from_jobs(jobs)
+    return usage_from_jobs(listed(jobs, api="queue_manager"))
 
 
-def usage_from_jobs(jobs: list[dict[str, Any]]) -> list[WorkerUsage]:
+def usage_from_jobs(jobs: list[Any]) -> Usage:
     """Group jobs by `metadata.worker`: each worker's newest model version and when."""
     by_worker: dict[str, list[dict[str, Any]]] = {}
-    for job in jobs:
-        worker = job["metadata"].get("worker") or "(unknown)"
+    problems: dict[str, int] = {}
+    for job in (complete(j, JOB_FIELDS) for j in jobs):
+        for problem in job["problems"]:
+            problems[problem] = problems.get(problem, 0) + 1
+        worker = (job["metadata"] or {}).get("worker") or "(unknown)"
         by_worker.setdefault(worker, []).append(job)
-    return [_usage(worker, group) for worker, group in sorted(by_worker.items())]
+    workers = [_usage(worker, group) for worker, group in sorted(by_worker.items())]
+    return Usage(workers, [f"{problem} ({n} jobs)" for problem, n in problems.items()])
+
+
+def _when(job: dict[str, Any]) -> datetime | None:
+    meta = job["metadata"] or {}
+    when: datetime | None = meta.get("end_date") or meta.get("start_date")
+    return when
 
 
 def _usage(worker: str, jobs: list[dict[str, Any]]) -> WorkerUsage:
-    def when(job: dict[str, Any]) -> datetime:
-        meta = job["metadata"]
-        return datetime.fromisoformat(meta.get("end_date") or meta["start_date"])
+    def newest_of(group: list[dict[str, Any]]) -> dict[str, Any]:
+        return max(group, key=lambda job: _when(job) or NEVER)
 
-    newest = max(jobs, key=when)
+    newest = newest_of(jobs)
     # The newest job may still be running with no model yet: the model is that of the
     # newest job that names one.
-    with_model = [job for job in jobs if job.get("model_version")]
-    used = max(with_model, key=when) if with_model else None
+    with_model = [job for job in jobs if job["model_version"]]
+    used = newest_of(with_model) if with_model else None
     return WorkerUsage(
         worker=worker,
         model_version=used["model_version"] if used else None,
-        used_at=when(used or newest),
+        used_at=_when(used or newest),
         last_status=newest["last_status"],
         jobs=len(jobs),
     )

@@ -5,27 +5,46 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+from dataclasses import dataclass, field
 from typing import IO, Any
 
-from django_admin.apis import client
+from pydantic import ValidationError
+
+from django_admin.apis import acting_client, client
+from django_admin.site import checks
+from django_admin.site.records import Field, complete, listed
 from gits_common import errors
 from gits_common.schemas import UseCase
 
-# queue_manager.schemas.NAME_PATTERN (a service may not import another; a test holds the
-# two equal): names become file names and RabbitMQ queue names.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
-NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit, at most 100"
+log = logging.getLogger(__name__)
+
 ALGORITHMS = "/queue_manager/algorithms"
+USE_CASES = "/ml_data_api/use_cases"
 CHUNK_BYTES = 1024 * 1024
+# queue_manager's AlgorithmRead, as far as the pages use it.
+VERSION_FIELDS = (
+    Field("name", checks.name),
+    Field("version", checks.ident),
+    Field("use_case", checks.text),
+    Field("task", checks.text),
+    Field("features", checks.texts),
+    Field("target", checks.text, required=False),
+    Field("description", checks.text, required=False),
+    Field("sha256", checks.text),
+    Field("size", checks.count),
+    Field("uploaded_by", checks.text),
+    Field("uploaded_at", checks.time),
+    Field("services", checks.names),
+)
 
 
 @dataclass(frozen=True)
 class Algorithm:
-    """Every stored version of one algorithm name, newest first."""
+    """Every stored version of one algorithm name, newest first; `name` is None for
+    versions queue_manager answered without a usable name."""
 
-    name: str
+    name: str | None
     versions: list[dict[str, Any]]
 
     @property
@@ -36,7 +55,24 @@ class Algorithm:
     @property
     def services(self) -> list[str]:
         """Services whose workers use any version of it now."""
-        return sorted({s for version in self.versions for s in version["services"]})
+        return sorted({s for version in self.versions for s in version["services"] or []})
+
+    @property
+    def problems(self) -> list[str]:
+        """What the versions' records lack, each with its version."""
+        return [
+            f"version {v['version'] or '?'}: {problem}"
+            for v in self.versions
+            for problem in v["problems"]
+        ]
+
+
+@dataclass(frozen=True)
+class UseCases:
+    """The use cases ml_data_api defines, and those whose record the admin cannot use."""
+
+    usable: list[UseCase]
+    unusable: list[str] = field(default_factory=list)  # "name: why", one per record
 
 
 @dataclass(frozen=True)
@@ -49,29 +85,26 @@ class Upload:
     uploaded_by: str
 
 
-def with_times(record: dict[str, Any], *keys: str) -> dict[str, Any]:
-    """The record with its ISO 8601 timestamps as datetimes, for templates to format."""
-    out = dict(record)
-    for key in keys:
-        if isinstance(out.get(key), str):
-            out[key] = datetime.fromisoformat(out[key])
-    return out
+def version_record(record: Any) -> dict[str, Any]:
+    """One algorithm version as the pages use it (`records.complete`)."""
+    return complete(record, VERSION_FIELDS)
 
 
-def group_versions(records: list[dict[str, Any]]) -> list[Algorithm]:
-    """queue_manager's flat list of versions as one `Algorithm` per name, by name."""
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        by_name.setdefault(record["name"], []).append(with_times(record, "uploaded_at"))
-    return [
-        Algorithm(name, sorted(versions, key=lambda v: int(v["version"]), reverse=True))
-        for name, versions in sorted(by_name.items())
-    ]
+def group_versions(records: list[Any]) -> list[Algorithm]:
+    """queue_manager's flat list of versions as one `Algorithm` per name, by name; the
+    versions without a usable name last, together."""
+    by_name: dict[str | None, list[dict[str, Any]]] = {}
+    for record in map(version_record, records):
+        by_name.setdefault(record["name"], []).append(record)
+    ordered = sorted(by_name.items(), key=lambda item: (item[0] is None, item[0] or ""))
+    return [Algorithm(name, _newest_first(versions)) for name, versions in ordered]
 
 
 def algorithms() -> list[Algorithm]:
     """Every algorithm queue_manager stores."""
-    return group_versions(client("queue_manager").request("GET", ALGORITHMS))
+    return group_versions(
+        listed(client("queue_manager").request("GET", ALGORITHMS), api="queue_manager")
+    )
 
 
 def algorithm(name: str) -> Algorithm:
@@ -79,7 +112,14 @@ def algorithm(name: str) -> Algorithm:
     records = client("queue_manager").request("GET", ALGORITHMS, params={"name": name})
     if not records:
         raise errors.NotFound(f"queue_manager holds no algorithm named {name!r}")
-    return group_versions(records)[0]
+    # queue_manager answered the versions of this name: one without its name is one too.
+    return Algorithm(
+        name, _newest_first([version_record(r) for r in listed(records, api="queue_manager")])
+    )
+
+
+def _newest_first(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(versions, key=lambda v: v["version"] or 0, reverse=True)
 
 
 def sha256_of(content: IO[bytes]) -> str:
@@ -92,9 +132,11 @@ def sha256_of(content: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def upload_algorithm(upload: Upload, content: IO[bytes]) -> dict[str, Any]:
-    """Store the file as the next version of `upload.name`; queue_manager checks the
-    SHA-256 computed here, so a file damaged on the way is refused."""
+def upload_algorithm(upload: Upload, content: IO[bytes], *, user: Any) -> dict[str, Any]:
+    """Store the file as the next version of `upload.name`, as `user` asked (who must be
+    allowed to manage models, else `PermissionDenied`); queue_manager checks the SHA-256
+    computed here, so a file damaged on the way is refused."""
+    queue_manager = acting_client("queue_manager", user)
     use_case = upload.use_case
     form = {
         "name": upload.name,
@@ -109,25 +151,38 @@ def upload_algorithm(upload: Upload, content: IO[bytes]) -> dict[str, Any]:
         form["target"] = use_case.target.name
     # The name the user's browser sent is never passed on: only the validated name.
     files = {"file": (f"{upload.name}.pkl", content, "application/octet-stream")}
-    record: dict[str, Any] = client("queue_manager").request(
-        "POST", ALGORITHMS, data=form, files=files
+    record = queue_manager.request("POST", ALGORITHMS, data=form, files=files)
+    return version_record(record)
+
+
+def delete_version(name: str, version: int, *, user: Any) -> None:
+    """Delete one version, as `user` asked (`PermissionDenied` unless allowed to manage
+    models); queue_manager refuses (`Conflict`) while a service uses it."""
+    queue_manager = acting_client("queue_manager", user)
+    queue_manager.request("DELETE", f"{ALGORITHMS}/{name}/versions/{version}")
+
+
+def use_cases() -> UseCases:
+    """Every use case ml_data_api defines, by name; a record that is no usable use case
+    is left out of the choices and named with why."""
+    found = UseCases([])
+    for number, record in enumerate(
+        listed(client("ml_data_api").request("GET", USE_CASES), api="ml_data_api")
+    ):
+        definition = record.get("use_case") if isinstance(record, dict) else None
+        try:
+            found.usable.append(UseCase.model_validate(definition))
+        except ValidationError as exc:
+            label = definition.get("name") if isinstance(definition, dict) else None
+            found.unusable.append(f"{label or f'record {number + 1}'}: {_reasons(exc)}")
+    if found.unusable:
+        log.warning("ml_data_api answered unusable use cases: %s", found.unusable)
+    found.usable.sort(key=lambda u: u.name)
+    return found
+
+
+def _reasons(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'use_case'}: {error['msg']}"
+        for error in exc.errors()
     )
-    return with_times(record, "uploaded_at")
-
-
-def delete_version(name: str, version: int) -> None:
-    """Delete one version; queue_manager refuses (`Conflict`) while a service uses it."""
-    client("queue_manager").request("DELETE", f"{ALGORITHMS}/{name}/versions/{version}")
-
-
-def use_cases() -> list[UseCase]:
-    """Every use case ml_data_api defines, by name."""
-    records = client("ml_data_api").request("GET", "/ml_data_api/use_cases")
-    found = [UseCase.model_validate(record["use_case"]) for record in records]
-    return sorted(found, key=lambda u: u.name)
-
-
-def use_case(name: str) -> UseCase:
-    """One use case's definition."""
-    record = client("ml_data_api").request("GET", f"/ml_data_api/use_cases/{name}")
-    return UseCase.model_validate(record["use_case"])

@@ -10,12 +10,15 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from django_admin.apis import ApiUnavailable
+from django_admin.apis import ApiUnavailable, BadAnswer, TokenRefused
 from gits_common import errors
 
 log = logging.getLogger(__name__)
 
 STATUS_CODES: dict[type[errors.GitsError], int] = {
+    BadAnswer: 502,
+    TokenRefused: 502,  # the admin's settings, not the request: a gateway's fault
+    errors.DependencyFailed: 502,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.InvalidInput: 422,
@@ -37,6 +40,8 @@ def describe(exc: errors.GitsError, *, changing: bool) -> str:
     """A sentence saying what went wrong and whether anything was changed."""
     if isinstance(exc, ApiUnavailable):
         return _describe_unavailable(exc, changing=changing)
+    if isinstance(exc, TokenRefused):
+        return f"{exc.detail}: nothing was changed" if changing else exc.detail
     answered = _ANSWERED.match(exc.detail)
     if answered is None:
         return exc.detail

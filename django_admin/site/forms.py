@@ -9,8 +9,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 
-from django_admin.site.catalog import NAME_PATTERN, NAME_RULE, Algorithm
+from django_admin.site.catalog import Algorithm
 from django_admin.site.reports import REFERENCES, REPORT_KINDS
+from gits_common.registry import NAME_PATTERN, NAME_RULE
 from gits_common.schemas import UseCase
 
 TABLES = [("production", "production"), ("testing", "testing"), ("training", "training")]
@@ -28,13 +29,17 @@ def name_field(label: str) -> forms.RegexField:
 
 
 def version_choices(algorithms: list[Algorithm]) -> list[tuple[str, Any]]:
-    """Grouped choices "name@latest" and "name@<version>" for every stored algorithm."""
+    """Grouped choices "name@latest" and "name@<version>" for every stored algorithm
+    (versions queue_manager answered without a usable name or number cannot be chosen)."""
     groups: list[tuple[str, Any]] = []
     for algorithm in algorithms:
+        if algorithm.name is None:
+            continue
         options = [(f"{algorithm.name}@latest", f"{algorithm.name}: latest (follows uploads)")]
         options += [
             (f"{algorithm.name}@{v['version']}", f"{algorithm.name}: version {v['version']}")
             for v in algorithm.versions
+            if v["version"] is not None
         ]
         groups.append((algorithm.name, options))
     return groups

@@ -7,16 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from django_admin.apis import client
+from gits_common.monitoring import Reference, ReportKind
 
-# monitoring_api.schemas.ReportKind and Reference (a test holds them equal).
-REPORT_KINDS = {
-    "data_quality": "Data quality",
-    "data_drift": "Data drift",
-    "target_drift": "Target drift",
-    "prediction_drift": "Prediction drift",
-    "model_performance": "Model performance",
-}
-REFERENCES = {"training": "Training table", "testing": "Testing table"}
+# What the form calls monitoring_api's report kinds and references.
+REPORT_KINDS = {kind.value: kind.value.replace("_", " ").capitalize() for kind in ReportKind}
+REFERENCES = {reference.value: f"{reference.value.capitalize()} table" for reference in Reference}
 DEFAULT_LAST_ROWS = 1000
 
 

@@ -5,12 +5,108 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django_admin.apis import client
-from django_admin.site.catalog import with_times
+from django_admin.apis import acting_client, client
+from django_admin.site import checks
+from django_admin.site.records import Field, complete, listed
 
 API = "/retraining_api"
 ACTIVE = frozenset({"queued", "running"})
-JOB_TIMES = ("created_at", "started_at", "finished_at")
+# retraining_api's JobRead, as far as the pages use it; `request` and `result` differ
+# by kind of job.
+_JOB_FIELDS = (
+    Field("id", checks.ident),
+    Field("use_case", checks.text),
+    Field("service", checks.name, required=False),
+    Field("status", checks.text),
+    Field("stage", checks.text, required=False),
+    Field("percent", checks.count, required=False),
+    Field("error", checks.text, required=False),
+    Field("requested_by", checks.text),
+    Field("created_at", checks.time),
+    Field("started_at", checks.time, required=False),
+    Field("finished_at", checks.time, required=False),
+)
+PROMOTION_FIELDS = (
+    Field("action", checks.one_of("promote", "rollback")),
+    Field("service", checks.name),
+    Field("use_case", checks.text),
+    Field("from_version", checks.text, nullable=True),
+    Field("to_version", checks.text),
+    Field("job_id", checks.ident, required=False),
+    Field("requested_by", checks.text),
+    Field("at", checks.time),
+)
+RETRAINING_FIELDS = (
+    *_JOB_FIELDS,
+    Field("request", checks.mapping, required=False),
+    Field(
+        "result",
+        checks.nested(
+            (
+                Field("retrained_model_results", checks.mapping, required=False),
+                Field("previous_model_results", checks.mapping, required=False),
+                Field("champion", checks.text, required=False),
+                Field("champion_error", checks.text, required=False),
+                Field("metric", checks.text, required=False),
+                Field("higher_is_better", checks.flag, required=False),
+                Field("training_rows", checks.count, required=False),
+                Field("holdout_rows", checks.count, required=False),
+                Field("holdout", checks.mapping, required=False),
+                Field("leaderboard", checks.objects, required=False),
+                Field(
+                    "decision",
+                    checks.nested(
+                        (
+                            Field("promoted", checks.flag),
+                            Field("reason", checks.text, required=False),
+                        )
+                    ),
+                    required=False,
+                ),
+                Field(
+                    "promotion",
+                    checks.nested(
+                        (
+                            Field("from_version", checks.text, nullable=True),
+                            Field("to_version", checks.text),
+                            Field("requested_by", checks.text, required=False),
+                        )
+                    ),
+                    required=False,
+                ),
+            )
+        ),
+        required=False,
+    ),
+)
+EXPLAINER_FIELDS = (
+    *_JOB_FIELDS,
+    Field(
+        "request",
+        checks.nested(
+            (
+                Field("model", checks.text, required=False),
+                Field("model_name", checks.name, required=False),
+                Field("model_version", checks.version_ref, required=False),
+                Field("job_id", checks.ident, required=False),  # a retraining job's challenger
+                Field("data", checks.text, required=False),
+            )
+        ),
+    ),
+    Field(
+        "result",
+        checks.nested(
+            (
+                Field("model", checks.text, required=False),
+                Field("data", checks.text, required=False),
+                Field("rows_explained", checks.count, required=False),
+                Field("rows_available", checks.count, required=False),
+                Field("seconds", checks.number, required=False),
+            )
+        ),
+        required=False,
+    ),
+)
 # Metrics PyCaret reports where a higher value is better; the others are errors.
 HIGHER_IS_BETTER = frozenset({"R2", "Accuracy", "AUC", "Recall", "Prec.", "F1", "Kappa", "MCC"})
 
@@ -26,68 +122,102 @@ class MetricRow:
     decisive: bool  # the metric the job selects on
 
 
-def _job(record: dict[str, Any]) -> dict[str, Any]:
-    out = with_times(record, *JOB_TIMES)
-    out["active"] = out.get("status") in ACTIVE
-    return out
+def retraining_job(record: Any) -> dict[str, Any]:
+    """A retraining job as the pages use it (`records.complete`), and whether it is
+    still queued or running."""
+    job = complete(record, RETRAINING_FIELDS)
+    job["active"] = job["status"] in ACTIVE
+    return job
+
+
+def explainer_job(record: Any) -> dict[str, Any]:
+    """An explainer job as the pages use it: also the model it explains, in words
+    (`model_label`), the retraining job whose challenger it is (`challenger_of`) and the
+    table it explains (`data`)."""
+    job = complete(record, EXPLAINER_FIELDS)
+    job["active"] = job["status"] in ACTIVE
+    request, result = job["request"] or {}, job["result"] or {}
+    job["challenger_of"] = request.get("job_id")
+    job["model_label"] = result.get("model") or request.get("model") or _model_label(request)
+    job["data"] = result.get("data") or request.get("data")
+    if job["model_label"] is None:
+        job["problems"].append("request: names no model (model_name or job_id)")
+    return job
+
+
+def _model_label(request: dict[str, Any]) -> str | None:
+    if request.get("job_id") is not None:
+        return f"challenger of retraining job {request['job_id']}"
+    if request.get("model_name") is not None:
+        return f"{request['model_name']}:{request.get('model_version') or '?'}"
+    return None
+
+
+def promotion_record(record: Any) -> dict[str, Any]:
+    """A promotion or rollback as the pages use it (`records.complete`)."""
+    return complete(record, PROMOTION_FIELDS)
 
 
 def jobs(*, limit: int = 50) -> list[dict[str, Any]]:
     """Retraining jobs, newest first."""
     records = client("retraining_api").request("GET", f"{API}/jobs", params={"limit": limit})
-    return [_job(r) for r in records]
+    return [retraining_job(r) for r in listed(records, api="retraining_api")]
 
 
 def job(job_id: int) -> dict[str, Any]:
     """One retraining job, with its progress and result."""
-    return _job(client("retraining_api").request("GET", f"{API}/jobs/{job_id}"))
+    return retraining_job(client("retraining_api").request("GET", f"{API}/jobs/{job_id}"))
 
 
-def start_job(request: dict[str, Any]) -> dict[str, Any]:
-    """Start a retraining job (the contract's body); answers the queued job."""
-    return _job(client("retraining_api").request("POST", f"{API}/jobs", json=request))
+def start_job(request: dict[str, Any], *, user: Any) -> dict[str, Any]:
+    """Start a retraining job (the contract's body) as `user` asked (`PermissionDenied`
+    unless allowed to manage models); answers the queued job."""
+    retraining_api = acting_client("retraining_api", user)
+    return retraining_job(retraining_api.request("POST", f"{API}/jobs", json=request))
 
 
-def promote(job_id: int, *, requested_by: str) -> dict[str, Any]:
-    """Bind the job's challenger to its service."""
-    body = {"requested_by": requested_by}
-    promotion: dict[str, Any] = client("retraining_api").request(
-        "POST", f"{API}/jobs/{job_id}/promote", json=body
-    )
-    return promotion
+def promote(job_id: int, *, user: Any) -> dict[str, Any]:
+    """Bind the job's challenger to its service, as `user` asked (`PermissionDenied`
+    unless allowed to manage models)."""
+    retraining_api = acting_client("retraining_api", user)
+    body = {"requested_by": user.get_username()}
+    path = f"{API}/jobs/{job_id}/promote"
+    return promotion_record(retraining_api.request("POST", path, json=body))
 
 
-def rollback(service: str, *, requested_by: str) -> dict[str, Any]:
-    """Bind the service back to the model it used before its last promotion."""
-    body = {"requested_by": requested_by}
-    promotion: dict[str, Any] = client("retraining_api").request(
-        "POST", f"{API}/services/{service}/rollback", json=body
-    )
-    return promotion
+def rollback(service: str, *, user: Any) -> dict[str, Any]:
+    """Bind the service back to the model it used before its last promotion, as `user`
+    asked (`PermissionDenied` unless allowed to manage models)."""
+    retraining_api = acting_client("retraining_api", user)
+    body = {"requested_by": user.get_username()}
+    path = f"{API}/services/{service}/rollback"
+    return promotion_record(retraining_api.request("POST", path, json=body))
 
 
 def promotions(*, service: str | None = None) -> list[dict[str, Any]]:
     """Promotions and rollbacks, newest first."""
     params = {"service": service} if service else {}
     records = client("retraining_api").request("GET", f"{API}/promotions", params=params)
-    return [with_times(r, "at") for r in records]
+    return [promotion_record(r) for r in listed(records, api="retraining_api")]
 
 
 def explainers(*, limit: int = 50) -> list[dict[str, Any]]:
     """Explainer jobs, newest first."""
     records = client("retraining_api").request("GET", f"{API}/explainers", params={"limit": limit})
-    return [_job(r) for r in records]
+    return [explainer_job(r) for r in listed(records, api="retraining_api")]
 
 
 def explainer(job_id: int) -> dict[str, Any]:
     """One explainer job."""
-    return _job(client("retraining_api").request("GET", f"{API}/explainers/{job_id}"))
+    return explainer_job(client("retraining_api").request("GET", f"{API}/explainers/{job_id}"))
 
 
-def start_explainer(request: dict[str, Any]) -> dict[str, Any]:
+def start_explainer(request: dict[str, Any], *, user: Any) -> dict[str, Any]:
     """Build an explainer dashboard (or find the one already built for the same model and
-    data)."""
-    return _job(client("retraining_api").request("POST", f"{API}/explainers", json=request))
+    data), as `user` asked (`PermissionDenied` unless allowed to manage models: the APIs
+    let only the admin role start jobs)."""
+    retraining_api = acting_client("retraining_api", user)
+    return explainer_job(retraining_api.request("POST", f"{API}/explainers", json=request))
 
 
 def explainer_html(job_id: int) -> bytes:
@@ -102,15 +232,15 @@ def comparison(result: dict[str, Any] | None) -> list[MetricRow]:
     challenger = result.get("retrained_model_results") or {}
     champion = result.get("previous_model_results") or {}
     decisive = result.get("metric")
-    names = [k for k in challenger if k != "Model"]
-    names += [k for k in champion if k != "Model" and k not in names]
+    metrics = [k for k in challenger if k != "Model"]
+    metrics += [k for k in champion if k != "Model" and k not in metrics]
     rows = []
-    for name in names:
-        higher = name in HIGHER_IS_BETTER
-        if name == decisive and isinstance(result.get("higher_is_better"), bool):
+    for metric in metrics:
+        higher = metric in HIGHER_IS_BETTER
+        if metric == decisive and isinstance(result.get("higher_is_better"), bool):
             higher = result["higher_is_better"]
-        old, new = _number(champion.get(name)), _number(challenger.get(name))
-        rows.append(MetricRow(name, old, new, _better(old, new, higher), name == decisive))
+        old, new = _number(champion.get(metric)), _number(challenger.get(metric))
+        rows.append(MetricRow(metric, old, new, _better(old, new, higher), metric == decisive))
     return rows
 
 
@@ -120,12 +250,17 @@ def held_out_rows(result: dict[str, Any] | None) -> int | None:
         return None
     if isinstance(result.get("holdout_rows"), int):
         return int(result["holdout_rows"])
-    holdout = result.get("holdout")
-    return sum(holdout.values()) if isinstance(holdout, dict) else None
+    parts = (result.get("holdout") or {}).values()
+    if not parts or not all(isinstance(n, int) and not isinstance(n, bool) for n in parts):
+        return None
+    return sum(parts)
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
+    try:
+        return checks.number(value)
+    except ValueError:
+        return None
 
 
 def _better(old: float | None, new: float | None, higher_is_better: bool) -> str:

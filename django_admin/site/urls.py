@@ -6,9 +6,11 @@ from django.urls import path, re_path
 from django.views.generic import RedirectView
 
 from django_admin.site.views import algorithms, health, monitoring, retraining, services
+from gits_common.registry import NAME_PATTERN
 
-# queue_manager's names (catalog.NAME_PATTERN); anything else never reaches it.
-NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,99})"
+# queue_manager's names; anything else never reaches it.
+NAME_BODY = NAME_PATTERN.removeprefix("^").removesuffix("$")
+NAME = rf"(?P<name>{NAME_BODY})"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="algorithms"), name="home"),
@@ -22,7 +24,7 @@ urlpatterns = [
         name="algorithm_delete",
     ),
     path("services/", services.service_list, name="services"),
-    path("services/new/", services.service_bind, name="service_new"),
+    path("services/new/", services.service_new, name="service_new"),
     re_path(rf"^services/{NAME}/$", services.service_detail, name="service"),
     re_path(rf"^services/{NAME}/bind/$", services.service_bind, name="service_bind"),
     path("retraining/", retraining.job_list, name="retraining"),
@@ -32,7 +34,7 @@ urlpatterns = [
     path("retraining/jobs/<int:job_id>/explain/", retraining.job_explain, name="job_explain"),
     path("retraining/promotions/", retraining.promotion_list, name="promotions"),
     re_path(
-        r"^retraining/services/(?P<service>[A-Za-z0-9][A-Za-z0-9_.-]{0,99})/rollback/$",
+        rf"^retraining/services/(?P<service>{NAME_BODY})/rollback/$",
         retraining.service_rollback,
         name="service_rollback",
     ),

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 import uuid
 
 import aio_pika
 
 from data_source.publisher import messages, publish
 from gits_common.amqp import declare_sensor_exchange
-from gits_common.demo import PRODUCT_QUALITY, DemoConfig, generate
 from gits_common.schemas import SensorMessage
+from gits_ml.demo import PRODUCT_QUALITY, DemoConfig, generate
 
 DEMO = generate(DemoConfig(history_hours=100, production_minutes=50))
 
@@ -83,3 +85,33 @@ def test_a_message_no_queue_takes_waits_instead_of_being_lost(rabbitmq_url):
     # Then every message still arrives
     assert sent == 3
     assert [m.message_id for m in got] == [f"{i}~t" for i in DEMO.production.message_id[:3]]
+
+
+def test_a_stop_ends_the_wait_for_a_queue_and_the_wait_is_said_once(rabbitmq_url, caplog):
+    caplog.set_level(logging.WARNING, logger="data_source.publisher")
+
+    async def go() -> tuple[int, float]:
+        async with await aio_pika.connect(rabbitmq_url) as connection:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            exchange = await declare_sensor_exchange(channel)
+            routing_key = f"test.{uuid.uuid4().hex}"  # no queue takes it
+            stream = messages(
+                DEMO.production, PRODUCT_QUALITY, routing_key=routing_key, loop=False, run="s"
+            )
+            stop = asyncio.Event()
+            asyncio.get_running_loop().call_later(2.5, stop.set)
+            started = time.monotonic()
+            sent = await asyncio.wait_for(
+                publish(exchange, stream, routing_key=routing_key, rate=100, count=5, stop=stop),
+                timeout=20,
+            )
+            return sent, time.monotonic() - started
+
+    # Given no queue takes the key, when the publisher is stopped while it waits
+    sent, seconds = asyncio.run(go())
+
+    # Then it returns at once, having sent nothing, and said it waited once
+    assert sent == 0
+    assert seconds < 4
+    warnings = [r.getMessage() for r in caplog.records if "no queue takes" in r.getMessage()]
+    assert len(warnings) == 1

@@ -1,6 +1,7 @@
 """The admin under test: Django set up on a throw-away SQLite file, in front of a real
-queue_manager (in-memory store, real RabbitMQ) and a real ml_data_api (real PostgreSQL),
-both served on real ports. Settings are fixed here before Django reads them."""
+queue_manager (in-memory store, real RabbitMQ), a real ml_data_api (real PostgreSQL) and,
+for the pages that need it, a real retraining_api, all served on real ports. Settings are
+fixed here before Django reads them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import atexit
 import dataclasses
 import hashlib
 import html
+import itertools
 import json
 import os
 import shutil
@@ -15,14 +17,24 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import django
 import httpx
 import pytest
+from fastapi import FastAPI
 
 _TMP = tempfile.mkdtemp(prefix="gits-django-admin-tests-")
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
+# The three role tokens (each at least 32 characters, all different), unless the suite
+# already set them: the served APIs check them, the admin sends two of them.
+for _setting, _role in (
+    ("GITS_ADMIN_TOKEN", "admin"),
+    ("GITS_RUNTIME_TOKEN", "runtime"),
+    ("GITS_READ_TOKEN", "read"),
+):
+    os.environ.setdefault(_setting, f"test-{_role}-token-not-a-secret-0123456789abcdef")
 os.environ.update(
     DJANGO_SETTINGS_MODULE="django_admin.settings",
     DJANGO_SECRET_KEY="test-secret-key-not-a-secret-0123456789abcdef",
@@ -36,25 +48,37 @@ django.setup()
 
 from django.conf import settings  # noqa: E402  (after django.setup)
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 from django_admin.apis import reset_clients  # noqa: E402
+from django_admin.roles import MANAGERS_GROUP  # noqa: E402
 from gits_common.schemas import Column, Task, UseCase  # noqa: E402
 from ml_data_api.app import create_app as create_ml_data_api  # noqa: E402
 from ml_data_api.settings import load_settings as ml_data_api_settings  # noqa: E402
 from queue_manager.app import create_app as create_queue_manager  # noqa: E402
 from queue_manager.settings import load_settings as queue_manager_settings  # noqa: E402
-from tests.conftest import LiveServer  # noqa: E402
+from queue_manager.store import Session  # noqa: E402
+from retraining_api.app import create_app as create_retraining_api  # noqa: E402
+from retraining_api.settings import Settings as RetrainingSettings  # noqa: E402
+from retraining_api.settings import load_settings as retraining_settings  # noqa: E402
+from tests.conftest import LiveServer, private_store  # noqa: E402
+from tests.model_files import for_use_case  # noqa: E402
 from tests.queue_manager.conftest import Broker  # noqa: E402
 
 setup_test_environment()  # adds "testserver" to ALLOWED_HOSTS, keeps template contexts
 call_command("migrate", interactive=False, verbosity=0)
 call_command("collectstatic", interactive=False, verbosity=0)  # Dash's JS, served locally
 
-OPERATOR = "operator"
+OPERATOR = "operator"  # may manage models (in the "Model managers" group)
+VIEWER = "viewer"  # an operator without that permission: reads only
 FEATURES = ["temp_A", "temp_B", "humidity"]
+
+
+# Seeds of the model files uploaded for test setup: each upload gets new bytes.
+_SEEDS = itertools.count(1000)
 
 
 def unique(prefix: str) -> str:
@@ -70,10 +94,12 @@ def point_admin_at(**urls: str) -> None:
 
 @dataclass
 class Platform:
-    """The served APIs and a token-carrying look at them, to check what the admin did."""
+    """The served APIs and a look at them with the admin token, to set up records and to
+    check what the admin did."""
 
     urls: dict[str, str]
     token: str
+    queue_manager_app: FastAPI
 
     def http(self, api: str) -> httpx.Client:
         """A client of one served API that sends the bearer token."""
@@ -96,14 +122,26 @@ class Platform:
         )
         return found
 
-    def upload(self, name: str, use_case: UseCase, content: bytes = b"model") -> dict[str, Any]:
-        """Upload a model straight to queue_manager (test setup, not the admin)."""
+    def upload(
+        self,
+        name: str,
+        use_case: UseCase,
+        content: bytes | None = None,
+        *,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload a model straight to queue_manager (test setup, not the admin); without
+        `content`, a real model file of the use case, new bytes each time."""
         form = {
             "name": name,
             "use_case": use_case.name,
             "task": use_case.task.value,
             "features": json.dumps(use_case.feature_names),
         }
+        if description is not None:
+            form["description"] = description
+        if content is None:
+            content = for_use_case(use_case, seed=next(_SEEDS))
         with self.http("queue_manager") as http:
             response = http.post(
                 "/queue_manager/algorithms", data=form, files={"file": ("m.pkl", content)}
@@ -122,26 +160,72 @@ class Platform:
         with self.http("queue_manager") as http:
             http.put(f"/queue_manager/services/{service}", json=body).raise_for_status()
 
+    def lose_version(self, name: str, version: int) -> None:
+        """Remove an algorithm version from queue_manager's store behind its back, as a
+        lost or hand-edited store would: the API refuses to delete a version in use, so a
+        service bound to it is left with a version that is gone."""
+        manager = self.queue_manager_app.state.queue_manager
+
+        def lose(session: Session) -> None:
+            found = session.find_algorithm(name=name, version=version)
+            assert found is not None, f"{name} version {version} is not in queue_manager's store"
+            session.delete_algorithm(algorithm=found)
+
+        manager.db.run(lose)
+
 
 @pytest.fixture(scope="session")
 def platform(postgres_dsn: str, rabbitmq_url: str, api_token: str) -> Iterator[Platform]:
-    """queue_manager and ml_data_api served for the session, and the admin pointed at them."""
-    queue_manager = create_queue_manager(
-        dataclasses.replace(queue_manager_settings(), mongodb_url="")
+    """queue_manager and ml_data_api served for the session, and the admin pointed at them;
+    queue_manager checks uploads against the use cases of this ml_data_api."""
+    with LiveServer(create_ml_data_api(ml_data_api_settings())) as ml_data:
+        settings = dataclasses.replace(
+            private_store(queue_manager_settings()), ml_data_api_url=ml_data.url
+        )
+        queue_manager = create_queue_manager(settings)
+        with LiveServer(queue_manager) as qm:
+            urls = {"queue_manager": qm.url, "ml_data_api": ml_data.url}
+            point_admin_at(**urls)
+            yield Platform(urls, api_token, queue_manager)
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """A served retraining_api: its address and settings (where challengers are kept)."""
+
+    url: str
+    settings: RetrainingSettings
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where retraining_api keeps challengers and explainer pages."""
+        return self.settings.artifacts_dir
+
+
+@pytest.fixture(scope="session")
+def retraining(
+    platform: Platform, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Retraining]:
+    """retraining_api on the platform's APIs, linear models only, with the admin pointed
+    at it; its job processes start (and import PyCaret) once for the session."""
+    settings = dataclasses.replace(
+        retraining_settings(),
+        ml_data_api_url=platform.urls["ml_data_api"],
+        queue_manager_url=platform.urls["queue_manager"],
+        artifacts_dir=Path(tmp_path_factory.mktemp("artifacts")),
+        default_models=("lr",),
+        n_jobs=1,  # no joblib worker pool outliving the job processes; lean on 2 cores
     )
-    with (
-        LiveServer(queue_manager) as qm,
-        LiveServer(create_ml_data_api(ml_data_api_settings())) as ml_data,
-    ):
-        urls = {"queue_manager": qm.url, "ml_data_api": ml_data.url}
-        point_admin_at(**urls)
-        yield Platform(urls, api_token)
+    with LiveServer(create_retraining_api(settings)) as server:
+        point_admin_at(retraining_api=server.url)
+        yield Retraining(server.url, settings)
 
 
 @pytest.fixture(scope="session")
 def api_token() -> str:
-    """The bearer token the served APIs expect (session-wide, for the session fixtures)."""
-    return os.environ["GITS_API_TOKEN"]
+    """The admin role's bearer token, which test setup writes with (session-wide, for the
+    session fixtures)."""
+    return os.environ["GITS_ADMIN_TOKEN"]
 
 
 @pytest.fixture
@@ -168,17 +252,34 @@ def use_case(platform: Platform) -> UseCase:
 
 @pytest.fixture(scope="session")
 def operator() -> Any:
-    """A logged-in-able user of the admin (not a superuser)."""
+    """A user of the admin who may manage models (in the "Model managers" group), not a
+    superuser."""
     users = get_user_model()
     user, _ = users.objects.get_or_create(username=OPERATOR)
+    user.groups.add(Group.objects.get(name=MANAGERS_GROUP))
     return user
 
 
 @pytest.fixture
 def browser(operator: Any) -> Client:
-    """A browser logged in as the operator."""
+    """A browser logged in as the operator who may manage models."""
     client = Client()
     client.force_login(operator)
+    return client
+
+
+@pytest.fixture(scope="session")
+def viewer() -> Any:
+    """A user of the admin without the permission to manage models: reads only."""
+    user, _ = get_user_model().objects.get_or_create(username=VIEWER)
+    return user
+
+
+@pytest.fixture
+def viewer_browser(viewer: Any) -> Client:
+    """A browser logged in as the operator who may only read."""
+    client = Client()
+    client.force_login(viewer)
     return client
 
 

@@ -8,10 +8,12 @@ import re
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from django_admin.site.catalog import NAME_PATTERN
+from django_admin.site.forms import UploadForm
+from django_admin.site.urls import NAME_BODY
+from gits_common.registry import NAME_PATTERN
 from gits_common.schemas import UseCase
-from queue_manager.schemas import NAME_PATTERN as QUEUE_MANAGER_NAME_PATTERN
 from tests.django_admin.conftest import Platform, sha256, text, unique
+from tests.model_files import for_use_case
 
 
 def upload(browser: Client, name: str, use_case: UseCase, content: bytes, **extra: str):
@@ -27,7 +29,9 @@ def upload(browser: Client, name: str, use_case: UseCase, content: bytes, **extr
 
 
 def test_the_form_accepts_exactly_the_names_queue_manager_accepts() -> None:
-    assert NAME_PATTERN == QUEUE_MANAGER_NAME_PATTERN
+    # Both read queue_manager's rule from gits_common.registry; the URLs too.
+    assert UploadForm.base_fields["name"].regex.pattern == NAME_PATTERN
+    assert f"^{NAME_BODY}$" == NAME_PATTERN
 
 
 def test_upload_stores_a_version_in_queue_manager(
@@ -39,7 +43,7 @@ def test_upload_stores_a_version_in_queue_manager(
 
     # When a model file is uploaded under a new name
     name = unique("algo")
-    content = b"pretend pickled pipeline " * 100
+    content = for_use_case(use_case, seed=1)
     response = upload(browser, name, use_case, content)
 
     # Then queue_manager holds version 1 with the file's checksum, the use case's task,
@@ -64,15 +68,15 @@ def test_a_second_upload_is_the_next_version_and_the_list_shows_it(
     browser: Client, platform: Platform, use_case: UseCase
 ) -> None:
     name = unique("algo")
-    upload(browser, name, use_case, b"first")
-    upload(browser, name, use_case, b"second")
+    upload(browser, name, use_case, for_use_case(use_case, seed=1))
+    upload(browser, name, use_case, for_use_case(use_case, seed=2))
 
     assert [v["version"] for v in platform.versions(name)] == [2, 1]
     listing = text(browser.get("/algorithms/"))
     row = re.search(rf"<tr>\s*<td><a href=\"/algorithms/{name}/\">.*?</tr>", listing, re.S)
     assert row is not None
     assert "2 (latest 2)" in row.group(0)
-    assert sha256(b"second")[:14] in row.group(0)
+    assert sha256(for_use_case(use_case, seed=2))[:14] in row.group(0)
     assert use_case.name in row.group(0)
 
 
@@ -89,6 +93,42 @@ def test_too_large_a_file_is_refused_and_not_stored(
     assert platform.versions(name) == []
 
 
+def test_a_file_queue_manager_cannot_load_is_refused_with_its_reason_on_the_form(
+    browser: Client, platform: Platform, use_case: UseCase
+) -> None:
+    # Waits for queue_manager's upload validation (422 naming the check that failed).
+    # Given a text file where a model file should be, which queue_manager refuses
+    junk = b"hello\n"
+    with platform.http("queue_manager") as http:
+        direct = http.post(
+            "/queue_manager/algorithms",
+            data={
+                "name": unique("junk"),
+                "use_case": use_case.name,
+                "task": "regression",
+                "features": '["temp_A", "temp_B", "humidity"]',
+            },
+            files={"file": ("m.pkl", junk)},
+        )
+    assert direct.status_code == 422, direct.text
+    reason = direct.json()["detail"]
+
+    # When it is uploaded through the admin
+    name = unique("junk")
+    response = upload(browser, name, use_case, junk)
+
+    # Then queue_manager's reason is on the form, in words, and nothing is stored
+    page = text(response)
+    assert response.status_code == 422, page
+    assert f"queue_manager refused (422): {reason}" in page
+    assert "load" in reason
+    assert platform.versions(name) == []
+    # And the form keeps what the user entered, so that only the file is chosen again
+    assert f'value="{name}"' in page
+    assert re.search(rf'<option value="{use_case.name}"[^>]* selected>', page), page
+    assert "trained on the spring data" in page
+
+
 def test_a_name_queue_manager_would_refuse_is_refused_in_the_form(
     browser: Client, platform: Platform, use_case: UseCase
 ) -> None:
@@ -103,8 +143,8 @@ def test_delete_removes_an_unused_version(
     browser: Client, platform: Platform, use_case: UseCase
 ) -> None:
     name = unique("algo")
-    platform.upload(name, use_case, b"one")
-    platform.upload(name, use_case, b"two")
+    platform.upload(name, use_case)
+    platform.upload(name, use_case)
 
     response = browser.post(f"/algorithms/{name}/versions/1/delete/", follow=True)
 
@@ -118,7 +158,7 @@ def test_delete_is_refused_while_a_service_uses_the_version(
     # Given a version a service's workers use
     name = unique("algo")
     service = broker.service_name()
-    platform.upload(name, use_case, b"in production")
+    platform.upload(name, use_case)
     platform.bind(service, name, 1)
 
     # Its page offers no delete button, and says why

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -12,12 +13,20 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.test import RequestFactory
 
-from django_admin.bootstrap import WeakPassword, ensure_superuser, password_notice
+from django_admin.bootstrap import (
+    GENERATED_PASSWORD_BYTES,
+    WeakPassword,
+    ensure_superuser,
+    password_notice,
+)
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +38,28 @@ def no_superuser() -> None:
     get_user_model().objects.filter(is_superuser=True).delete()
 
 
+def login_user(username: str, password: str) -> Any:
+    """The user a login form's username and password authenticate, or None (with a
+    request, as django-axes needs to count failures)."""
+    return authenticate(
+        RequestFactory().post("/accounts/login/"), username=username, password=password
+    )
+
+
 def test_without_a_password_one_is_generated_and_logs_in(no_superuser: None) -> None:
     password = ensure_superuser(username="gits-admin", password="")
 
     assert password is not None and len(password) >= 20
-    user = authenticate(username="gits-admin", password=password)
+    user = login_user("gits-admin", password)
     assert user is not None and user.is_superuser
+    validate_password(password, user)  # the generated one passes the password rule
+
+
+def test_generated_passwords_always_pass_the_password_rule() -> None:
+    # Passwords made as ensure_superuser makes them, checked (not hashed: that is slow).
+    user = get_user_model()(username="gits-admin")
+    for _ in range(1000):
+        validate_password(secrets.token_urlsafe(GENERATED_PASSWORD_BYTES), user)
 
 
 def test_a_second_start_creates_nothing_and_shows_no_password(no_superuser: None) -> None:
@@ -43,22 +68,31 @@ def test_a_second_start_creates_nothing_and_shows_no_password(no_superuser: None
     assert ensure_superuser(username="gits-admin", password="") is None
     assert ensure_superuser(username="someone-else", password="") is None
     assert get_user_model().objects.filter(is_superuser=True).count() == 1
-    assert authenticate(username="gits-admin", password=first) is not None
+    assert first is not None and login_user("gits-admin", first) is not None
 
 
 def test_a_configured_password_is_used_and_not_shown(no_superuser: None) -> None:
     assert ensure_superuser(username="ops", password="correct-horse-battery-42") is None
-    assert authenticate(username="ops", password="correct-horse-battery-42") is not None
+    assert login_user("ops", "correct-horse-battery-42") is not None
 
 
-@pytest.mark.parametrize(("username", "password"), [("admin", "admin"), ("gits-admin", "1234")])
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        ("admin", "admin"),
+        ("gits-admin", "1234"),
+        ("gits-admin", "short-Pw-1"),  # 10 characters: the rule asks for 12
+        ("gits-admin", "P@ssw0rd2024!"),  # a breached word dressed up
+        ("gits-admin", "gits-admin-2025"),  # the username, and a breached word
+    ],
+)
 def test_weak_passwords_are_refused_so_admin_admin_never_exists(
     no_superuser: None, username: str, password: str
 ) -> None:
     with pytest.raises(WeakPassword, match="DJANGO_SUPERUSER_PASSWORD is refused"):
         ensure_superuser(username=username, password=password)
     assert not get_user_model().objects.filter(is_superuser=True).exists()
-    assert authenticate(username=username, password=password) is None
+    assert login_user(username, password) is None
 
 
 def test_the_notice_frames_user_password_and_url() -> None:
@@ -73,7 +107,7 @@ def test_the_notice_frames_user_password_and_url() -> None:
 class Served:
     """`python -m django_admin` running in a subprocess on a free port."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -84,6 +118,7 @@ class Served:
             "DJANGO_SUPERUSER_PASSWORD": "",
             "QUEUE_MANAGER_URL": f"http://127.0.0.1:{free_port()}",  # nothing there
             "PYTHONUNBUFFERED": "1",
+            **settings,
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "django_admin"],

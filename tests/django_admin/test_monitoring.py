@@ -10,10 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from django_admin.site.reports import REFERENCES, REPORT_KINDS
 from gits_common.schemas import UseCase
 from monitoring_api.app import create_app as create_monitoring_api
-from monitoring_api.schemas import Reference, ReportKind
 from monitoring_api.settings import load_settings as monitoring_settings
 from tests.conftest import LiveServer
 from tests.django_admin.conftest import Platform, point_admin_at, text, unique
@@ -64,11 +62,6 @@ def filled(platform: Platform, use_case: UseCase) -> UseCase:
         production = rows(ROWS, start=T0 + timedelta(days=1), production=True)
         http.post(f"{base}/production/rows", json={"rows": production}).raise_for_status()
     return use_case
-
-
-def test_the_form_offers_exactly_monitoring_apis_kinds() -> None:
-    assert set(REPORT_KINDS) == {k.value for k in ReportKind}
-    assert set(REFERENCES) == {r.value for r in Reference}
 
 
 def test_a_drift_report_of_the_newest_rows_opens_as_a_page(

@@ -8,41 +8,21 @@ import dataclasses
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.test import Client
 from joblib.externals.loky import get_reusable_executor
 
-from gits_common import modeling
 from gits_common.clients import rows_from_frame
-from gits_common.demo import PRODUCT_QUALITY, TARGET, DemoConfig, generate
 from gits_common.schemas import UseCase
-from retraining_api.app import create_app as create_retraining_api
-from retraining_api.settings import load_settings as retraining_settings
-from tests.conftest import LiveServer
-from tests.django_admin.conftest import Platform, point_admin_at, text, unique
+from gits_ml import modeling
+from gits_ml.demo import PRODUCT_QUALITY, TARGET, DemoConfig, generate
+from tests.django_admin.conftest import Platform, Retraining, point_admin_at, text, unique
 
 pytestmark = pytest.mark.slow  # trains PyCaret models
 
 DEMO = generate(DemoConfig(history_hours=800, production_minutes=3000))
 JOB_SECONDS = 240
-
-
-@pytest.fixture(scope="module")
-def retraining(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """retraining_api on the platform's APIs; linear models only, for speed."""
-    settings = dataclasses.replace(
-        retraining_settings(),
-        ml_data_api_url=platform.urls["ml_data_api"],
-        queue_manager_url=platform.urls["queue_manager"],
-        artifacts_dir=Path(tmp_path_factory.mktemp("artifacts")),
-        default_models=("lr",),
-        n_jobs=1,  # no joblib worker pool outliving the job processes; lean on 2 cores
-    )
-    with LiveServer(create_retraining_api(settings)) as server:
-        point_admin_at(retraining_api=server.url)
-        yield server.url
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +34,9 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(platform: Platform, retraining: str) -> Iterator[Served]:
+def served(platform: Platform, retraining: Retraining) -> Iterator[Served]:
     """The demo use case loaded, its champion uploaded and bound to a service."""
+    point_admin_at(retraining_api=retraining.url)  # another module may have moved it
     use_case = PRODUCT_QUALITY.model_copy(update={"name": unique("djr")})
     truth = DEMO.ground_truth
     production = truth.drop(columns=[TARGET, "available_at"]).assign(prediction=0.0)

@@ -2,31 +2,57 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from django.test import Client
 
 from gits_common.schemas import UseCase
 from tests.django_admin.conftest import Platform, text, unique
 
 
-def bind(browser: Client, url: str, name: str, algorithm: str, version: int | str):
+def bind(browser: Client, url: str, name: str, algorithm: str, version: int | str, **kw: Any):
     """Post the bind form as a user would."""
     form = {"name": name, "routing_key": f"{name}.data", "algorithm": f"{algorithm}@{version}"}
-    return browser.post(url, form, follow=True)
+    return browser.post(url, form, **kw)
+
+
+def error_box(page: str) -> str:
+    """The words of a page's error box (the form's reasons), without markup."""
+    found = re.search(r'<div class="error-box" role="alert">(.*?)</div>', page, re.S)
+    assert found is not None, page
+    return re.sub(r"<[^>]+>", "", found[1])
+
+
+def words(page: str) -> str:
+    """A page's text without markup."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
+
+
+@pytest.fixture(scope="module")
+def other_use_case(platform: Platform, use_case: UseCase) -> UseCase:
+    """A second use case with the same features (so the same model fits it)."""
+    other = use_case.model_copy(update={"name": unique("dj_other")})
+    with platform.http("ml_data_api") as http:
+        http.post("/ml_data_api/use_cases", json=other.model_dump(mode="json")).raise_for_status()
+    return other
 
 
 def test_create_then_rebind_changes_the_service_in_queue_manager(
     browser: Client, platform: Platform, use_case: UseCase, broker
 ) -> None:
+    # Waits for queue_manager's POST /queue_manager/services (creating is its own call).
     # Given an algorithm with two versions
     algorithm = unique("algo")
-    platform.upload(algorithm, use_case, b"v1")
-    platform.upload(algorithm, use_case, b"v2")
+    platform.upload(algorithm, use_case)
+    platform.upload(algorithm, use_case)
     service = broker.service_name()
 
     # When a new service is bound to version 1
-    created = bind(browser, "/services/new/", service, algorithm, 1)
+    created = bind(browser, "/services/new/", service, algorithm, 1, follow=True)
 
     # Then queue_manager has it, bound by the logged-in user, and the user is told
     stored = platform.get("queue_manager", f"/queue_manager/services/{service}")
@@ -37,7 +63,7 @@ def test_create_then_rebind_changes_the_service_in_queue_manager(
     # When it is rebound to follow the latest version, from its own form
     form = text(browser.get(f"/services/{service}/bind/"))
     assert f'value="{algorithm}@1" selected' in form  # the form shows the current binding
-    rebound = bind(browser, f"/services/{service}/bind/", service, algorithm, "latest")
+    rebound = bind(browser, f"/services/{service}/bind/", service, algorithm, "latest", follow=True)
 
     # Then queue_manager resolves it to version 2, and the services page says so
     stored = platform.get("queue_manager", f"/queue_manager/services/{service}")
@@ -45,6 +71,58 @@ def test_create_then_rebind_changes_the_service_in_queue_manager(
     assert f"Service {service} rebound" in text(rebound)
     listing = text(browser.get("/services/"))
     assert service in listing and "version 2" in listing
+
+
+def test_a_new_service_with_an_existing_name_is_refused_and_changes_nothing(
+    browser: Client, platform: Platform, use_case: UseCase, broker
+) -> None:
+    # Waits for queue_manager's POST /queue_manager/services (409 on a name in use).
+    # Given a service bound to version 1
+    algorithm = unique("algo")
+    platform.upload(algorithm, use_case)
+    platform.upload(algorithm, use_case)
+    service = broker.service_name()
+    platform.bind(service, algorithm, 1)
+
+    # When "New service" is submitted with its name and another version
+    response = browser.post(
+        "/services/new/",
+        {"name": service, "routing_key": "another.key", "algorithm": f"{algorithm}@2"},
+    )
+
+    # Then it is refused: the form says the service exists and where to rebind it
+    page = text(response)
+    assert response.status_code == 409, page
+    assert f"A service named {service} exists; rebind it from its page." in words(page)
+    assert f'<a href="/services/{service}/">its page</a>' in page
+    assert "queue_manager refused (409)" in error_box(page)
+    assert "nothing was changed" in error_box(page)
+    # And the service is as it was
+    stored = platform.get("queue_manager", f"/queue_manager/services/{service}")
+    assert (stored["algorithm_version"], stored["routing_key"]) == (1, f"{service}.data")
+
+
+def test_a_rebind_to_another_use_case_is_refused_with_both_named(
+    browser: Client, platform: Platform, use_case: UseCase, other_use_case: UseCase, broker
+) -> None:
+    # Given a service of one use case, and an algorithm of another
+    algorithm, foreign = unique("algo"), unique("foreign")
+    platform.upload(algorithm, use_case)
+    platform.upload(foreign, other_use_case)
+    service = broker.service_name()
+    platform.bind(service, algorithm, 1)
+
+    # When the service is rebound to the other use case's algorithm
+    response = bind(browser, f"/services/{service}/bind/", service, foreign, 1)
+
+    # Then queue_manager's reason, naming both use cases, is on the form
+    reason = error_box(text(response))
+    assert response.status_code in (409, 422), reason
+    assert "queue_manager refused" in reason and "nothing was changed" in reason
+    assert use_case.name in reason and other_use_case.name in reason
+    # And the service still uses its own use case's algorithm
+    stored = platform.get("queue_manager", f"/queue_manager/services/{service}")
+    assert (stored["algorithm_name"], stored["use_case"]) == (algorithm, use_case.name)
 
 
 def test_a_rebind_keeps_the_service_name(
@@ -57,7 +135,7 @@ def test_a_rebind_keeps_the_service_name(
 
     # A tampered form cannot rename (and so create) another service
     other = unique("other")
-    bind(browser, f"/services/{service}/bind/", other, algorithm, "latest")
+    bind(browser, f"/services/{service}/bind/", other, algorithm, "latest", follow=True)
 
     assert platform.get("queue_manager", f"/queue_manager/services/{other}") is None
     stored = platform.get("queue_manager", f"/queue_manager/services/{service}")
@@ -92,8 +170,8 @@ def test_the_service_page_shows_what_each_worker_uses(
     # Given a service rebound from version 1 to 2, and two workers: one already took a
     # message with version 2, the other's newest job still used version 1
     algorithm = unique("algo")
-    platform.upload(algorithm, use_case, b"v1")
-    platform.upload(algorithm, use_case, b"v2")
+    platform.upload(algorithm, use_case)
+    platform.upload(algorithm, use_case)
     service = broker.service_name()
     platform.bind(service, algorithm, 2)
     now = datetime.now(UTC)
@@ -142,3 +220,30 @@ def record_jobs(platform: Platform, service: str, jobs: list[tuple[str, datetime
     with platform.http("queue_manager") as http:
         http.post("/queue_manager/jobs/batch", json={"jobs": created}).raise_for_status()
         http.patch("/queue_manager/jobs/batch", json={"jobs": finished}).raise_for_status()
+
+
+def test_a_model_the_workers_cannot_use_is_shown_with_their_reason(
+    browser: Client, platform: Platform, use_case: UseCase, broker
+) -> None:
+    # Given a service whose workers reported its model as unusable
+    algorithm = unique("algo")
+    platform.upload(algorithm, use_case)
+    service = broker.service_name()
+    bind(browser, "/services/new/", service, algorithm, 1)
+    with platform.http("queue_manager") as http:
+        http.put(
+            f"/queue_manager/services/{service}/model_status",
+            json={
+                "algorithm_name": algorithm,
+                "version": 1,
+                "usable": False,
+                "reason": "UnpicklingError: invalid load key 'h'",
+                "worker": "worker-7",
+            },
+        ).raise_for_status()
+
+    # Then its page and the list say so, with the reason
+    page = html.unescape(words(browser.get(f"/services/{service}/").content.decode()))
+    listed = words(browser.get("/services/").content.decode())
+    assert "Model worksno: UnpicklingError: invalid load key 'h' (says worker-7" in page
+    assert "unusable" in listed

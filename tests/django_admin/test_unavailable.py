@@ -57,8 +57,8 @@ def test_bind_while_queue_manager_is_down_changes_nothing(
 ) -> None:
     # Given a service bound to version 1, and a rebind form showing version 2
     algorithm = unique("algo")
-    platform.upload(algorithm, use_case, b"v1")
-    platform.upload(algorithm, use_case, b"v2")
+    platform.upload(algorithm, use_case)
+    platform.upload(algorithm, use_case)
     service = broker.service_name()
     platform.bind(service, algorithm, 1)
     assert f"{algorithm}@2" in text(browser.get(f"/services/{service}/bind/"))

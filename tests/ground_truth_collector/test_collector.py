@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gits_common.clients import MlDataClient, rows_from_frame
-from gits_common.demo import PRODUCT_QUALITY, TARGET, DemoConfig, generate
 from gits_common.schemas import Table
+from gits_ml.demo import PRODUCT_QUALITY, TARGET, DemoConfig, generate
 from ground_truth_collector.collector import Collector, Cursor
 from ground_truth_collector.sources import DemoLabels
 from ml_data_api.app import create_app

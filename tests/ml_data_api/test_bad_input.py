@@ -103,3 +103,16 @@ def test_an_oversized_body_is_refused_unread(settings, auth, sensors):
         response = client.post(rows_url(sensors), json={"rows": sensor_rows(200)})
         assert response.status_code == 413
         assert "over the limit of 10000" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("kind", ["text", "bool"])
+def test_a_regression_use_case_with_a_target_that_is_no_number_is_refused(client, kind):
+    body = {
+        "name": f"reg_{kind}",
+        "task": "regression",
+        "features": [{"name": "x"}],
+        "target": {"name": "y", "type": kind},
+    }
+    response = client.post("/ml_data_api/use_cases", json=body)
+    assert response.status_code == 422
+    assert "a regression target is a number" in response.json()["detail"]

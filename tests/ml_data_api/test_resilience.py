@@ -33,7 +33,7 @@ def test_requests_succeed_after_every_pooled_connection_is_killed(client, sensor
     response = client.post(url, json={"rows": sensor_rows(5, prefix="after")})
 
     assert response.status_code == 201, response.text
-    assert response.json() == {"inserted": 5, "skipped": 0}
+    assert response.json() == {"inserted": 5, "skipped": 0, "skipped_ids": []}
     assert client.get(f"/ml_data_api/use_cases/{sensors.name}/counts").json()["production"] == 8
 
 

@@ -21,7 +21,7 @@ def test_ten_thousand_rows_go_in_with_one_request(client: TestClient, sensors):
     rows = sensor_rows(10_000)
     response = client.post(rows_url(sensors, "training"), json={"rows": rows})
     assert response.status_code == 201, response.text
-    assert response.json() == {"inserted": 10_000, "skipped": 0}
+    assert response.json() == {"inserted": 10_000, "skipped": 0, "skipped_ids": []}
     assert counts(client, sensors) == {"training": 10_000, "testing": 0, "production": 0}
     newest = client.get(rows_url(sensors, "training"), params={"last": 1}).json()["rows"][0]
     assert newest["message_id"] == "m-9999"
@@ -31,7 +31,7 @@ def test_ten_thousand_rows_go_in_with_one_request(client: TestClient, sensors):
 def test_a_single_row_goes_in_and_comes_back_unchanged(client: TestClient, sensors):
     row = {**sensor_rows(1)[0], "prediction": 351.25, "model_version": "demo:3"}
     response = client.post(rows_url(sensors, "production"), json={"rows": [row]})
-    assert response.json() == {"inserted": 1, "skipped": 0}
+    assert response.json() == {"inserted": 1, "skipped": 0, "skipped_ids": []}
     stored = client.get(rows_url(sensors, "production")).json()["rows"]
     assert stored == [
         {**row, "ts": "2025-03-01T00:00:00+00:00", "temp_B": 300.0, "prediction_score": None}
@@ -41,7 +41,7 @@ def test_a_single_row_goes_in_and_comes_back_unchanged(client: TestClient, senso
 def test_inserting_the_same_production_rows_again_is_a_no_op(client: TestClient, sensors):
     rows = sensor_rows(1500, prediction=300.0)  # over the COPY threshold
     first = client.post(rows_url(sensors, "production"), json={"rows": rows})
-    assert first.json() == {"inserted": 1500, "skipped": 0}
+    assert first.json() == {"inserted": 1500, "skipped": 0, "skipped_ids": []}
 
     # A redelivered batch, a single redelivered row, and a batch repeating a row in itself
     again = client.post(rows_url(sensors, "production"), json={"rows": rows})
@@ -49,9 +49,16 @@ def test_inserting_the_same_production_rows_again_is_a_no_op(client: TestClient,
     doubled = client.post(rows_url(sensors, "production"), json={"rows": sensor_rows(2) * 2})
 
     assert again.status_code == one.status_code == doubled.status_code == 201
-    assert again.json() == {"inserted": 0, "skipped": 1500}
-    assert one.json() == {"inserted": 0, "skipped": 1}
-    assert doubled.json() == {"inserted": 0, "skipped": 4}
+    assert again.json() == {
+        "inserted": 0,
+        "skipped": 1500,
+        "skipped_ids": [r["message_id"] for r in rows],
+    }
+    assert one.json() == {"inserted": 0, "skipped": 1, "skipped_ids": [rows[7]["message_id"]]}
+    assert doubled.json()["skipped"] == 4
+    assert sorted(doubled.json()["skipped_ids"]) == sorted(
+        r["message_id"] for r in sensor_rows(2) * 2
+    )
     assert counts(client, sensors)["production"] == 1500
 
 
@@ -103,7 +110,7 @@ def test_the_original_insert_data_route_still_stores_rows(client: TestClient, se
         json={"table_name": "production", "use_case": sensors.name, "data": row},
     )
     assert response.status_code == 201, response.text
-    assert response.json() == {"inserted": 1, "skipped": 0}
+    assert response.json() == {"inserted": 1, "skipped": 0, "skipped_ids": []}
     stored = client.get(rows_url(sensors, "production")).json()["rows"][0]
     assert stored["temp_A"] == row["temp_a"]
     assert stored["prediction"] == 349.5

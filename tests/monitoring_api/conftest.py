@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
 from typing import Any
 
 import httpx
@@ -26,21 +28,26 @@ import pandas as pd
 import pytest
 from fastapi import FastAPI
 
-from gits_common import modeling
 from gits_common.clients import rows_from_frame
-from gits_common.demo import FEATURES, PRODUCT_QUALITY, DemoConfig, DemoData, generate
 from gits_common.schemas import UseCase
-from gits_common.settings import api_token
+from gits_common.settings import Role, token
+from gits_ml import modeling
+from gits_ml.demo import FEATURES, PRODUCT_QUALITY, DemoConfig, DemoData, generate
 from ml_data_api.app import create_app as create_ml_data_api
 from ml_data_api.settings import load_settings as ml_data_api_settings
 from monitoring_api.app import create_app
 from monitoring_api.settings import Settings, load_settings
+from monitoring_api.webhooks import IPAddress, parse_allowed_hosts
 from queue_manager.app import create_app as create_queue_manager
 from queue_manager.settings import load_settings as queue_manager_settings
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, free_port, private_store
 
-SAMPLED_ROWS = 960  # lab-sampled production rows, about one an hour
-DRIFT_FROM_ROW = 300  # the drift knob turns chamber 3 hotter from this sampled row on
+SAMPLED_ROWS = 1300  # lab-sampled production rows, about one an hour
+DRIFT_FROM_ROW = 500  # the drift knob turns chamber 3 hotter from this sampled row on
+# History points look at the newest 500 rows, as by default: against the 2,100 training
+# rows that is enough for drift distances (drift.MIN_EFFECTIVE_ROWS), whose scores the
+# history tests follow. Smaller windows are judged by tests (p-values).
+HISTORY_WINDOW = 500
 BASE = DemoConfig(seed=10, history_hours=3000, production_minutes=60 * SAMPLED_ROWS)
 DRIFTING = dataclasses.replace(BASE, drift_after_minute=60 * DRIFT_FROM_ROW, drift_shift=40)
 DEMO = generate(BASE)
@@ -68,15 +75,14 @@ def pipeline(model_file: bytes) -> Any:
 
 @pytest.fixture(scope="session")
 def apis(postgres_dsn: str) -> Iterator[dict[str, str]]:
-    """ml_data_api and queue_manager, served on free ports for the whole session."""
-    queue_manager = create_queue_manager(
-        dataclasses.replace(queue_manager_settings(), mongodb_url="")
-    )
-    with (
-        LiveServer(create_ml_data_api(ml_data_api_settings())) as ml_data,
-        LiveServer(queue_manager) as qm,
-    ):
-        yield {"ml_data_api": ml_data.url, "queue_manager": qm.url}
+    """ml_data_api and queue_manager, served on free ports for the whole session;
+    queue_manager checks model uploads against this ml_data_api's use cases."""
+    with LiveServer(create_ml_data_api(ml_data_api_settings())) as ml_data:
+        settings = dataclasses.replace(
+            private_store(queue_manager_settings()), ml_data_api_url=ml_data.url
+        )
+        with LiveServer(create_queue_manager(settings)) as qm:
+            yield {"ml_data_api": ml_data.url, "queue_manager": qm.url}
 
 
 def monitoring_settings(apis: dict[str, str], **changes: Any) -> Settings:
@@ -86,19 +92,43 @@ def monitoring_settings(apis: dict[str, str], **changes: Any) -> Settings:
         ml_data_api_url=apis["ml_data_api"],
         queue_manager_url=apis["queue_manager"],
         interval_seconds=0,
-        window_rows=300,
+        window_rows=HISTORY_WINDOW,
         min_window_rows=30,
         # Pinned, so that no developer's .env changes what the tests expect.
         default_drift_share=0.5,
         default_feature_drift_score=None,
+        # The tests' webhook receivers listen on loopback, which only an operator's
+        # allow-list opens to webhooks.
+        webhook_allowed_hosts=parse_allowed_hosts("127.0.0.1"),
     )
     return dataclasses.replace(base, **changes)
+
+
+class Names:
+    """A resolver of the tests' own: the names given and nothing else, so that no test
+    asks the machine's DNS; it counts the look-ups."""
+
+    def __init__(self, names: dict[str, list[str]] | None = None) -> None:
+        self.names = {name: [ip_address(a) for a in found] for name, found in (names or {}).items()}
+        self.asked: list[str] = []
+
+    async def __call__(self, name: str, port: int) -> list[IPAddress]:
+        self.asked.append(name)
+        if name not in self.names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return self.names[name]
+
+
+def hermetic(app: FastAPI, names: Names | None = None) -> FastAPI:
+    """The app with its webhook names resolved by `names` (by default none resolves)."""
+    app.state.watch.webhooks.resolve = names or Names()
+    return app
 
 
 @pytest.fixture
 def app(apis: dict[str, str]) -> FastAPI:
     """A fresh monitoring_api application."""
-    return create_app(monitoring_settings(apis))
+    return hermetic(create_app(monitoring_settings(apis)))
 
 
 @dataclass
@@ -117,8 +147,9 @@ class Stage:
         )
 
     def use_case(self, prefix: str = "mon", *, upload: bool = True) -> UseCase:
-        """A fresh demo use case with the demo's training and testing rows, and the model
-        uploaded as version 1 of an algorithm named after it."""
+        """A fresh demo use case with the demo's training and testing rows, the model
+        uploaded as version 1 of an algorithm named after it, and a service bound to it
+        (monitoring finds a use case's model through its services)."""
         use_case = PRODUCT_QUALITY.model_copy(update={"name": f"{prefix}_{uuid.uuid4().hex[:8]}"})
         self.register(use_case)
         self.insert(use_case, "training", DEMO.training)
@@ -133,6 +164,10 @@ class Stage:
                 }
                 files = {"file": ("model.pkl", self.model_file)}
                 qm.post("/queue_manager/algorithms", data=form, files=files).raise_for_status()
+                binding = {"routing_key": f"mon.{use_case.name}", "algorithm_name": use_case.name}
+                qm.put(
+                    f"/queue_manager/services/svc_{use_case.name}", json=binding
+                ).raise_for_status()
         return use_case
 
     def register(self, use_case: UseCase) -> None:
@@ -170,21 +205,27 @@ class Stage:
 @pytest.fixture(scope="session")
 def stage(apis, pipeline, model_file) -> Stage:
     """The served platform slice."""
-    return Stage(apis, api_token(), pipeline, model_file)
+    return Stage(apis, token(Role.admin), pipeline, model_file)
 
 
 class Webhook:
-    """A local HTTP server that records the JSON bodies POSTed to it."""
+    """A local HTTP server that records the JSON bodies POSTed to it (and their Host
+    headers), and answers `status`, with a Location header when one is given."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, location: str | None = None) -> None:
         self.received: list[dict[str, Any]] = []
-        received, answer = self.received, status
+        self.hosts: list[str | None] = []
+        received, hosts, answer = self.received, self.hosts, status
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 received.append(json.loads(self.rfile.read(length)))
+                hosts.append(self.headers.get("Host"))
                 self.send_response(answer)
+                if location is not None:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -213,3 +254,41 @@ def webhook() -> Iterator[Webhook]:
 def nowhere() -> str:
     """The URL of a port nothing listens on."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+class Listener:
+    """A loopback port that accepts connections and then closes each at once
+    (`hold=False`, a service that drops the request) or holds it unanswered."""
+
+    def __init__(self, *, hold: bool) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}/alerts"
+        self.accepted = 0
+        self._hold = hold
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            if self._hold:
+                self._held.append(conn)
+            else:
+                conn.close()
+
+    def __enter__(self) -> Listener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for conn in self._held:
+            conn.close()
+        self._socket.close()

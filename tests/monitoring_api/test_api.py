@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from gits_common.demo import FEATURES
+from gits_ml.demo import FEATURES
 from monitoring_api.app import create_app
 from tests.monitoring_api.conftest import DEMO, monitoring_settings, nowhere, sampled
 
@@ -158,7 +158,8 @@ def test_without_queue_manager_prediction_drift_falls_back_and_performance_waits
     assert "queue_manager unreachable" in performance.json()["detail"]
 
 
-def test_a_model_queue_manager_does_not_have_is_named_in_the_fallback(client, stage):
+def test_a_model_only_a_row_names_is_never_loaded_and_the_fallback_says_why(client, stage):
+    # Given production rows naming a model no service of the use case is bound to
     use_case = stage.use_case("nomodel", upload=False)
     readings = sampled(DEMO).iloc[:60]
     stage.produce(use_case, readings, model_version="retired_model:3")
@@ -167,8 +168,9 @@ def test_a_model_queue_manager_does_not_have_is_named_in_the_fallback(client, st
     drift = client.get(report_url(use_case.name, "prediction_drift")).json()["metrics"]
     performance = client.get(report_url(use_case.name, "model_performance")).json()["metrics"]
 
-    assert drift["model"]["name"] == "retired_model:3"
-    assert "queue_manager has no model retired_model:3" in drift["model"]["reason"]
+    # Then monitoring loads no model (it finds models through services, issue #11)
+    assert drift["model"]["name"] is None
+    assert f"no service of use case {use_case.name!r}" in drift["model"]["reason"]
     assert "reference target" in drift["compared_with"]
     assert performance["reference"] is None
     assert performance["current"]["rows"] == 60

@@ -6,19 +6,22 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
-from scipy.stats import wasserstein_distance
+from scipy.stats import ks_2samp, wasserstein_distance
 from sklearn.metrics import mean_absolute_error, r2_score
 
-from gits_common.demo import FEATURES, TARGET
+from gits_ml.demo import FEATURES, TARGET
 from tests.monitoring_api.conftest import DEMO, sampled
 
-ROWS, LABELLED = 200, 80
+# 600 rows against the 2,100 training rows are enough for drift distances; 80 labelled
+# rows are not (drift.choose).
+ROWS, LABELLED = 600, 80
 
 
 @pytest.fixture(scope="module")
 def reported(stage):
-    """A use case with 200 production rows, the first 80 of them labelled."""
+    """A use case with 600 production rows, the first 80 of them labelled."""
     use_case = stage.use_case("rep")
     readings = sampled(DEMO).iloc[:ROWS]
     stage.produce(use_case, readings)
@@ -50,22 +53,43 @@ def test_data_quality_summarises_every_column_of_both_sides(client, reported):
     assert body["evidently"]["metrics"]  # Evidently's own summary rides along
 
 
-def test_data_drift_scores_every_feature_with_one_named_method(client, reported):
+def test_data_drift_scores_every_feature_by_a_named_distance_on_a_large_window(client, reported):
     use_case, readings = reported
 
     metrics = get_report(client, use_case.name, "data_drift")["metrics"]
 
-    assert metrics["method"]["numerical"] == "Wasserstein distance (normed)"
-    assert metrics["method"]["threshold"] == 0.1
+    assert metrics["drift_methods"]["min_effective_rows"] == 400
     assert set(metrics["features"]) == set(FEATURES)
     drifted = [f for f, v in metrics["features"].items() if v["drifted"]]
     assert metrics["drifted_features"] == len(drifted)
     assert metrics["drift_share"] == pytest.approx(len(drifted) / len(FEATURES))
     for feature, found in metrics["features"].items():
+        assert found["method"] == "Wasserstein distance (normed)", feature
+        assert (found["threshold"], found["drifted_when"]) == (0.1, "score >= 0.1")
         reference = DEMO.training[feature]
         expected = wasserstein_distance(reference, readings[feature]) / reference.std()
         assert found["score"] == pytest.approx(expected, rel=0.02), feature
         assert found["drifted"] == (found["score"] >= 0.1)
+
+
+def test_a_window_too_small_for_distances_is_judged_by_a_test(client, reported):
+    # 200 rows against 2,100: a distance's noise alone would cross 0.1 on about a
+    # quarter of undrifted features (the issue); Kolmogorov-Smirnov's p-value does not
+    use_case, readings = reported
+
+    metrics = get_report(client, use_case.name, "data_drift", last=200)["metrics"]
+
+    window = readings.iloc[-200:]
+    # The labelled production rows, copied into the training table, are older than it
+    reference = pd.concat([DEMO.training, readings.iloc[:LABELLED]])
+    for feature, found in metrics["features"].items():
+        assert found["method"] == "Kolmogorov-Smirnov test (p-value)", feature
+        assert (found["threshold"], found["drifted_when"]) == (0.05, "score < 0.05")
+        expected = ks_2samp(reference[feature], window[feature]).pvalue
+        assert found["score"] == pytest.approx(expected, rel=1e-6), feature
+        assert found["drifted"] == (found["score"] < 0.05)
+    drifted = sum(v["drifted"] for v in metrics["features"].values())
+    assert metrics["drift_share"] == pytest.approx(drifted / len(FEATURES))
 
 
 def test_target_drift_compares_only_the_labelled_rows(client, reported):
@@ -73,11 +97,15 @@ def test_target_drift_compares_only_the_labelled_rows(client, reported):
 
     metrics = get_report(client, use_case.name, "target_drift")["metrics"]
 
+    labels = readings[TARGET].iloc[:LABELLED]
     assert metrics["column"] == TARGET
     assert metrics["current"]["rows"] == LABELLED
-    assert metrics["current"]["mean"] == pytest.approx(readings[TARGET].iloc[:LABELLED].mean())
+    assert metrics["current"]["mean"] == pytest.approx(labels.mean())
     assert metrics["reference"]["mean"] == pytest.approx(DEMO.training[TARGET].mean())
-    assert metrics["drifted"] == (metrics["score"] >= 0.1)
+    # 80 labels are too few for a distance
+    assert metrics["method"] == "Kolmogorov-Smirnov test (p-value)"
+    assert metrics["score"] == pytest.approx(ks_2samp(DEMO.training[TARGET], labels).pvalue)
+    assert metrics["drifted"] == (metrics["score"] < 0.05)
 
 
 def test_prediction_drift_compares_with_the_models_predictions_on_the_reference(
@@ -92,6 +120,7 @@ def test_prediction_drift_compares_with_the_models_predictions_on_the_reference(
     on_reference = pipeline.predict(DEMO.training[FEATURES])
     in_production = pipeline.predict(readings[FEATURES])
     expected = wasserstein_distance(on_reference, in_production) / np.std(on_reference, ddof=1)
+    assert metrics["method"] == "Wasserstein distance (normed)"
     assert metrics["score"] == pytest.approx(expected, rel=0.02)
     assert metrics["reference"]["mean"] == pytest.approx(on_reference.mean())
 

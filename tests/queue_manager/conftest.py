@@ -1,39 +1,103 @@
-"""A queue_manager app on a fresh in-memory store, and a look at the real RabbitMQ."""
+"""A queue_manager app on a fresh in-memory store, the ml_data_api its uploads are
+checked against (serving the use cases the tests name), and a look at the real RabbitMQ."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import aio_pika
+import httpx
 import pytest
 from aio_pika.exceptions import ChannelNotFoundEntity
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from gits_common.amqp import ModelChanged, declare_model_events_exchange
+from gits_common.amqp import (
+    ModelChanged,
+    declare_model_events_exchange,
+    declare_sensor_exchange,
+    service_queues,
+)
+from gits_common.schemas import Column, ColumnType, Task, UseCase
+from ml_data_api.app import create_app as create_ml_data_api
+from ml_data_api.settings import load_settings as ml_data_api_settings
 from queue_manager.app import create_app
+from queue_manager.sandbox import Sandbox
 from queue_manager.settings import Settings, load_settings
+from tests.conftest import QM_BACKENDS, LiveServer, private_store
+from tests.model_files import model_bytes
 
 FEATURES = ["temp_A", "temp_B", "humidity"]
+# What the tests' model files import when loaded (tests/model_files.py).
+TEST_PRELOAD = ("sklearn.pipeline", "sklearn.linear_model")
+# The regression use cases the tests upload models for, all with FEATURES and a target.
+USE_CASES = ("sensors", "line_1", "line_2", "other_line")
+CLASSIFIED = UseCase(
+    name="sorted_parts",
+    task=Task.classification,
+    features=[Column(name=f) for f in FEATURES],
+    target=Column(name="good", type=ColumnType.int),
+)
+
+
+def sensor_use_case(name: str) -> UseCase:
+    """A regression use case over FEATURES, as the tests' uploads expect."""
+    return UseCase(
+        name=name,
+        task=Task.regression,
+        features=[Column(name=f) for f in FEATURES],
+        target=Column(name="quality"),
+    )
+
+
+@pytest.fixture(scope="session")
+def ml_data_api_url(postgres_dsn: str) -> Iterator[str]:
+    """An ml_data_api on the test database, with the tests' use cases registered."""
+    with LiveServer(create_ml_data_api(ml_data_api_settings())) as server:
+        with httpx.Client(base_url=server.url, headers=_auth()) as http:
+            for use_case in [*map(sensor_use_case, USE_CASES), CLASSIFIED]:
+                body = use_case.model_dump(mode="json")
+                http.post("/ml_data_api/use_cases", json=body).raise_for_status()
+        yield server.url
+
+
+def _auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {os.environ['GITS_ADMIN_TOKEN']}"}
+
+
+@pytest.fixture(params=QM_BACKENDS)
+def settings(request: pytest.FixtureRequest, ml_data_api_url: str) -> Settings:
+    """queue_manager settings on a private, empty store of each backend available here
+    (every test of queue_manager is a test of each store), whatever .env says, checking
+    uploads against the test ml_data_api; the sandbox starts on the first upload."""
+    return dataclasses.replace(
+        private_store(load_settings(), request.param),
+        ml_data_api_url=ml_data_api_url,
+        sandbox_preload=(),
+    )
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """One model sandbox for the session's apps, warmed with what the tests' models need."""
+    shared = Sandbox(time_limit=30, memory_bytes=1024 * 2**20, preload=TEST_PRELOAD)
+    yield shared
+    shared.close()
 
 
 @pytest.fixture
-def settings() -> Settings:
-    """queue_manager settings on the in-memory store, whatever .env says."""
-    return dataclasses.replace(load_settings(), mongodb_url="")
-
-
-@pytest.fixture
-def app(settings: Settings) -> FastAPI:
+def app(settings: Settings, sandbox: Sandbox) -> FastAPI:
     """A fresh queue_manager application."""
-    return create_app(settings)
+    return create_app(settings, sandbox=sandbox)
 
 
 def unique(prefix: str) -> str:
@@ -41,8 +105,18 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def upload(client: TestClient, name: str, content: bytes = b"model bytes", **form: Any) -> Response:
-    """POST a model file with a valid form; `form` overrides or adds fields."""
+_seeds = itertools.count(1)
+
+
+def model(seed: int | None = None, **options: Any) -> bytes:
+    """A real model file over FEATURES; each call without a seed gives other bytes."""
+    return model_bytes(FEATURES, seed=next(_seeds) if seed is None else seed, **options)
+
+
+def upload(client: TestClient, name: str, content: bytes | None = None, **form: Any) -> Response:
+    """POST a model file (a fresh real one unless given) with a valid form; `form`
+    overrides or adds fields."""
+    content = model() if content is None else content
     fields = {
         "name": name,
         "use_case": "sensors",
@@ -50,8 +124,9 @@ def upload(client: TestClient, name: str, content: bytes = b"model bytes", **for
         "features": json.dumps(FEATURES),
         **form,
     }
+    given = {key: value for key, value in fields.items() if value is not None}
     return client.post(
-        "/queue_manager/algorithms", data=fields, files={"file": ("model.pkl", content)}
+        "/queue_manager/algorithms", data=given, files={"file": ("model.pkl", content)}
     )
 
 
@@ -80,7 +155,7 @@ class Broker:
     def service_name(self) -> str:
         """A unique service name whose queues are deleted after the test."""
         name = unique("qm-test")
-        self._queues += [name, f"{name}.dead"]
+        self._queues += list(service_queues(name))
         return name
 
     def listen(self, service: str) -> str:
@@ -125,6 +200,27 @@ class Broker:
 
         return self._run(passive)
 
+    def publish(self, routing_key: str, bodies: list[bytes]) -> None:
+        """Publish persistent, confirmed messages to the sensor exchange."""
+
+        async def send(channel: aio_pika.abc.AbstractChannel) -> None:
+            exchange = await declare_sensor_exchange(channel)
+            for body in bodies:
+                message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+                await exchange.publish(message, routing_key=routing_key)
+
+        self._run(send, confirms=True)
+
+    def depth(self, queue: str, *, settle: float = 1.0) -> int:
+        """Messages ready in a queue, once what was just published has settled."""
+        time.sleep(settle)
+
+        async def count(channel: aio_pika.abc.AbstractChannel) -> int:
+            declared = await channel.declare_queue(queue, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+
+        return int(self._run(count))
+
     def cleanup(self) -> None:
         """Delete every queue the test made or had queue_manager make."""
 
@@ -134,11 +230,11 @@ class Broker:
 
         self._run(delete)
 
-    def _run(self, work: Any) -> Any:
+    def _run(self, work: Any, *, confirms: bool = False) -> Any:
         async def main() -> Any:
             connection = await aio_pika.connect(self.url, timeout=5)
             async with connection:
-                return await work(await connection.channel())
+                return await work(await connection.channel(publisher_confirms=confirms))
 
         return asyncio.run(main())
 

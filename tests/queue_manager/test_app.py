@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from queue_manager.app import create_app
-from tests.queue_manager.conftest import upload
+from queue_manager.settings import load_settings
+from tests.conftest import private_store
+from tests.queue_manager.conftest import bind, upload
 
 OPEN = {"/", "/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
 
@@ -30,7 +33,7 @@ def test_every_route_refuses_requests_without_the_right_token(app: FastAPI):
     routes = every_route(app)
     families = {path.split("/")[2] for _, path in routes}
     assert {"algorithms", "services", "jobs", "get_services", "get_algorithms"} <= families
-    assert len(routes) == 18
+    assert len(routes) == 21
     with TestClient(app) as anonymous:
         for method, path in routes:
             missing = anonymous.request(method, path, json={})
@@ -47,38 +50,35 @@ def test_health_and_the_greeting_are_open(app: FastAPI):
         root = anonymous.get("/")
 
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "mongodb": "in-memory (mongomock)"}
+    assert health.json()["status"] == "ok"
+    assert health.json()["store"] in ("postgresql", "mongomock (test double)")
     assert root.json() == {"message": "This is the queue manager."}
 
 
-def test_each_app_starts_with_an_empty_store_of_its_own(settings, auth):
-    with (
-        TestClient(create_app(settings), headers=auth) as first,
-        TestClient(create_app(settings), headers=auth) as second,
-    ):
-        upload(first, "demo", b"1")
-        first.post(
-            "/queue_manager/jobs",
-            json={
-                "message_id": "m-1",
-                "service": "s",
-                "payload": {},
-                "routing_key": "r",
-                "worker": "w",
-            },
-        )
+def test_the_embedded_store_keeps_everything_across_a_restart(ml_data_api_url, auth, broker):
+    # Given queue_manager on its embedded store (PostgreSQL), with an algorithm, a
+    # service bound to it and a job
+    settings = dataclasses.replace(
+        private_store(load_settings()), ml_data_api_url=ml_data_api_url, sandbox_preload=()
+    )
+    service = broker.service_name()
+    job = {"message_id": "m-1", "service": service, "payload": {"x": 1}, "worker": "w"}
+    with TestClient(create_app(settings), headers=auth) as first:
+        upload(first, "demo")
+        assert bind(first, service, "demo").status_code == 201
+        assert first.post("/queue_manager/jobs", json=job).status_code == 201
 
-        assert second.get("/queue_manager/algorithms").json() == []
-        assert second.get("/queue_manager/jobs").json() == []
-        assert upload(second, "demo", b"2").json()["version"] == 1
-        assert len(first.get("/queue_manager/algorithms").json()) == 1
-
-    with TestClient(create_app(settings), headers=auth) as third:
-        assert third.get("/queue_manager/algorithms").json() == []
+    # When queue_manager starts again on the same store
+    with TestClient(create_app(settings), headers=auth) as second:
+        # Then it is all there, and the next upload is version 2
+        assert [a["version"] for a in second.get("/queue_manager/algorithms").json()] == [1]
+        assert second.get(f"/queue_manager/services/{service}").json()["resolved_version"] == 1
+        assert second.get(f"/queue_manager/jobs/{service}/m-1").json()["payload"] == {"x": 1}
+        assert upload(second, "demo").json()["version"] == 2
 
 
-def test_an_in_memory_store_is_announced_loudly_at_start(settings, caplog):
-    with caplog.at_level(logging.WARNING), TestClient(create_app(settings)):
+def test_the_store_in_use_is_logged_at_start(settings, caplog):
+    with caplog.at_level(logging.INFO), TestClient(create_app(settings)):
         pass
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("IN MEMORY" in w and "LOST" in w and "MONGODB_URL" in w for w in warnings)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("algorithms, services and jobs are kept in" in line for line in said)

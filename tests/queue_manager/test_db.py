@@ -7,7 +7,8 @@ import dataclasses
 from fastapi.testclient import TestClient
 
 from queue_manager.app import create_app
-from tests.conftest import free_port
+from queue_manager.settings import load_settings
+from tests.conftest import free_port, private_store
 from tests.queue_manager.conftest import upload
 
 
@@ -21,7 +22,7 @@ def test_an_unreachable_mongodb_answers_503_and_health_says_so(settings, auth):
     with TestClient(create_app(gone), headers=auth) as client:
         # When it is used
         jobs = client.get("/queue_manager/jobs")
-        uploaded = upload(client, "demo", b"1")
+        uploaded = upload(client, "demo")
         health = client.get("/health")
 
     # Then each request answers 503 with the reason, and the service kept running
@@ -31,4 +32,23 @@ def test_an_unreachable_mongodb_answers_503_and_health_says_so(settings, auth):
         assert response.headers["Retry-After"]
     assert health.status_code == 503
     assert health.json()["status"] == "degraded"
-    assert health.json()["mongodb"].startswith("unavailable: MongoDB unavailable")
+    assert health.json()["store"].startswith("unavailable: MongoDB unavailable")
+
+
+def test_an_unreachable_postgresql_answers_503_and_health_says_so(auth):
+    # Given the embedded store's PostgreSQL where nothing listens
+    settings = private_store(load_settings())
+    assert settings.postgres is not None
+    gone = dataclasses.replace(
+        settings, postgres=dataclasses.replace(settings.postgres, port=free_port())
+    )
+    with TestClient(create_app(gone), headers=auth) as client:
+        # When it is used
+        jobs = client.get("/queue_manager/jobs")
+        health = client.get("/health")
+
+    # Then each request answers 503 with the reason
+    assert jobs.status_code == 503, jobs.text
+    assert jobs.json()["detail"].startswith("database unavailable")
+    assert health.status_code == 503
+    assert health.json()["store"].startswith("unavailable: database unavailable")

@@ -37,8 +37,8 @@ def test_a_binding_made_while_rabbitmq_is_lost_is_announced_once_it_is_back(
     listener = broker.listen(service)
     app = create_app(dataclasses.replace(settings, amqp_url=via(proxy, settings.amqp_url)))
     with TestClient(app, headers=auth) as client:
-        upload(client, "demo", b"1")
-        upload(client, "demo", b"2")
+        upload(client, "demo")
+        upload(client, "demo")
         assert bind(client, service, "demo", 1).json()["announced"] is True
 
         proxy.cut()  # the open connection dies under the app

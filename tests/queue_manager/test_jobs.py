@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -236,23 +235,21 @@ def test_one_message_in_two_services_has_a_job_in_each(client: TestClient):
     assert client.get("/queue_manager/jobs/line_a_shadow/m-1").json()["last_status"] == "processing"
 
 
-def test_an_in_memory_store_keeps_only_the_newest_jobs(settings, auth):
-    # Given an in-memory queue_manager that keeps 150 jobs
-    small = create_app(dataclasses.replace(settings, memory_max_jobs=150))
-    with TestClient(small, headers=auth) as client:
-        # When 300 jobs arrive, oldest first
-        for start in range(0, 300, 50):
+def test_every_job_is_kept(settings, auth):
+    # Given queue_manager, when 3,000 jobs arrive, oldest first
+    with TestClient(create_app(settings), headers=auth) as client:
+        for start in range(0, 3000, 1000):
             create(
                 client,
                 *(
                     job(f"n-{i}", start_date=(T0 + timedelta(seconds=i)).isoformat())
-                    for i in range(start, start + 50)
+                    for i in range(start, start + 1000)
                 ),
             )
 
-        # Then the oldest were dropped and the newest are all there
-        kept = client.get("/queue_manager/jobs", params={"limit": 1000}).json()
-        ids = {j["message_id"] for j in kept}
-        assert 150 <= len(kept) < 300
-        assert {f"n-{i}" for i in range(250, 300)} <= ids
-        assert "n-0" not in ids
+        # Then none was dropped, and the newest come first
+        kept = client.get("/queue_manager/jobs", params={"limit": 10_000}).json()
+        assert len(kept) == 3000
+        assert kept[0]["message_id"] == "n-2999" and kept[-1]["message_id"] == "n-0"
+        counts = client.get("/queue_manager/jobs/counts").json()
+        assert counts["processing"] == 3000

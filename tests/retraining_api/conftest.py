@@ -15,24 +15,50 @@ import httpx
 import pytest
 
 from gits_common.clients import rows_from_frame
-from gits_common.demo import TARGET
+from gits_ml.demo import TARGET
+from ml_data_api.app import create_app as create_ml_data_api
+from ml_data_api.settings import load_settings as ml_data_api_settings
+from queue_manager.app import create_app as create_queue_manager
+from queue_manager.sandbox import Sandbox
+from queue_manager.settings import load_settings as queue_manager_settings
 from retraining_api.app import create_app
 from retraining_api.settings import load_settings
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, private_store
 from tests.workers.conftest import (  # noqa: F401 (fixtures shared with the worker tests)
     DEMO,
     Platform,
-    apis,
     model_files,
     platform,
-    queue_manager_app,
 )
 
 FAST_MODELS = ("lr", "ridge")
 
 
 @pytest.fixture(scope="module")
-def retraining_url(apis, tmp_path_factory) -> Iterator[str]:  # noqa: F811
+def apis(postgres_dsn, rabbitmq_url) -> Iterator[dict[str, str]]:
+    """ml_data_api and queue_manager served on free ports, queue_manager checking model
+    uploads against this ml_data_api (where the tests register their use cases)."""
+    settings = private_store(queue_manager_settings())
+    sandbox = Sandbox(
+        time_limit=settings.validation_seconds,
+        memory_bytes=settings.validation_memory_bytes,
+        preload=settings.sandbox_preload,
+    )
+    # Started before the first upload, which would otherwise wait for PyCaret's import in
+    # the sandbox longer than a test client's timeout on a busy machine.
+    sandbox.start()
+    try:
+        with LiveServer(create_ml_data_api(ml_data_api_settings())) as ml_data:
+            settings = dataclasses.replace(settings, ml_data_api_url=ml_data.url)
+            app = create_queue_manager(settings, sandbox=sandbox)
+            with LiveServer(app) as queue_manager:
+                yield {"ml_data_api": ml_data.url, "queue_manager": queue_manager.url}
+    finally:
+        sandbox.close()
+
+
+@pytest.fixture(scope="module")
+def retraining_url(apis, tmp_path_factory) -> Iterator[str]:
     """retraining_api served on a free port; it compares two quick models by default."""
     settings = dataclasses.replace(
         load_settings(),

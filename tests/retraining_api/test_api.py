@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gits_common.demo import PRODUCT_QUALITY
+from gits_ml.demo import PRODUCT_QUALITY
 from tests.amqp_helpers import publish, wait_until
 from tests.retraining_api.conftest import DEMO, wait_for_job
 from tests.workers.conftest import demo_messages

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gits_common import modeling
-from gits_common.demo import FEATURES, PRODUCT_QUALITY, TARGET, DemoConfig, generate
 from gits_common.schemas import Column, ColumnType, Task, UseCase
+from gits_ml import modeling
+from gits_ml.demo import FEATURES, PRODUCT_QUALITY, TARGET, DemoConfig, generate
 from retraining_api.explainer import ExplainerPage, build_dashboard
 
 DEMO = generate(DemoConfig(history_hours=300, production_minutes=200))

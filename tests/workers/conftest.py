@@ -4,6 +4,7 @@ replicas as real processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -20,15 +21,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gits_common import modeling
-from gits_common.demo import PRODUCT_QUALITY, TARGET, DemoConfig, generate
 from gits_common.schemas import UseCase
+from gits_ml import modeling
+from gits_ml.demo import PRODUCT_QUALITY, TARGET, DemoConfig, generate
 from ml_data_api.app import create_app as create_ml_data_api
 from ml_data_api.settings import load_settings as ml_data_api_settings
 from queue_manager.app import create_app as create_queue_manager
 from queue_manager.settings import load_settings as queue_manager_settings
 from tests.amqp_helpers import delete_service_queues
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, private_store
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = generate(DemoConfig(history_hours=800, production_minutes=3000))
@@ -44,19 +45,27 @@ def model_files() -> dict[int, bytes]:
 
 
 @pytest.fixture(scope="module")
-def queue_manager_app(rabbitmq_url) -> FastAPI:
-    """The queue_manager the workers use; its in-memory store lives in this process."""
-    return create_queue_manager(queue_manager_settings())
+def ml_data_server(postgres_dsn) -> Iterator[LiveServer]:
+    """ml_data_api, served on a free port."""
+    with LiveServer(create_ml_data_api(ml_data_api_settings())) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def apis(postgres_dsn, queue_manager_app) -> Iterator[dict[str, str]]:
+def queue_manager_app(rabbitmq_url, ml_data_server) -> FastAPI:
+    """The queue_manager the workers use; its in-memory store lives in this process, and
+    it checks uploads against the served ml_data_api in a sandbox warmed with PyCaret."""
+    settings = dataclasses.replace(
+        private_store(queue_manager_settings()), ml_data_api_url=ml_data_server.url
+    )
+    return create_queue_manager(settings)
+
+
+@pytest.fixture(scope="module")
+def apis(ml_data_server, queue_manager_app) -> Iterator[dict[str, str]]:
     """ml_data_api and queue_manager, served on free ports."""
-    with (
-        LiveServer(create_ml_data_api(ml_data_api_settings())) as ml_data,
-        LiveServer(queue_manager_app) as queue_manager,
-    ):
-        yield {"ml_data_api": ml_data.url, "queue_manager": queue_manager.url}
+    with LiveServer(queue_manager_app) as queue_manager:
+        yield {"ml_data_api": ml_data_server.url, "queue_manager": queue_manager.url}
 
 
 @dataclass
@@ -104,23 +113,24 @@ class Platform:
         response.raise_for_status()
         return response.json()
 
+    def worker_env(self, **env: str) -> dict[str, str]:
+        """The environment of a worker of this test's service, with `env` added."""
+        return {
+            **os.environ,
+            "SERVICE_NAME": self.service,
+            "QUEUE_MANAGER_URL": self.apis["queue_manager"],
+            "ML_DATA_API_URL": self.apis["ml_data_api"],
+            "LOG_LEVEL": "INFO",
+            "WORKER_RETRY_BASE_DELAY": "0.2",
+            **env,
+        }
+
     def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
         # A file, not a pipe: nobody reads a pipe while the worker runs, and a full one
         # would block the worker.
         log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the platform fixture)
         process = subprocess.Popen(
-            [sys.executable, "-m", "workers"],
-            cwd=ROOT,
-            stderr=log,
-            env={
-                **os.environ,
-                "SERVICE_NAME": self.service,
-                "QUEUE_MANAGER_URL": self.apis["queue_manager"],
-                "ML_DATA_API_URL": self.apis["ml_data_api"],
-                "LOG_LEVEL": "INFO",
-                "WORKER_RETRY_BASE_DELAY": "0.2",
-                **env,
-            },
+            [sys.executable, "-m", "workers"], cwd=ROOT, stderr=log, env=self.worker_env(**env)
         )
         self.workers.append(process)
         self.logs[process.pid] = log

@@ -27,12 +27,12 @@ from django_admin.dashboards.dash_apps.common import (
 )
 from django_admin.dashboards.downsample import downsample
 from gits_common import errors
+from gits_common.monitoring import DRIFT_SCORE, DRIFT_SHARE
 
 NAME = "gits_monitoring"
 REFRESH_SECONDS = 10
 WINDOWS = {"1 hour": timedelta(hours=1), "6 hours": timedelta(hours=6), "24 hours": timedelta(1)}
 POINTS_PER_LINE = 1000
-DRIFT_SHARE, DRIFT_SCORE = "drift_share", "drift_score"
 NO_HISTORY = (
     "No history point yet: monitoring_api records one every MONITORING_INTERVAL_SECONDS "
     "once MONITORING_MIN_WINDOW_ROWS production rows are there."

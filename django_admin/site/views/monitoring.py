@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from django_admin.site import catalog, reports
 from django_admin.site.failures import describe, status_for
@@ -12,11 +13,13 @@ from django_admin.site.proxy import html_page
 from gits_common import errors
 
 
+@require_safe
 def report(request: HttpRequest) -> HttpResponse:
     """The report form; once submitted, monitoring_api's HTML report itself."""
-    use_cases = [u.name for u in catalog.use_cases()]
+    use_cases = catalog.use_cases()
     submitted = "kind" in request.GET
-    form = ReportForm(request.GET if submitted else None, use_cases=use_cases)
+    names = [u.name for u in use_cases.usable]
+    form = ReportForm(request.GET if submitted else None, use_cases=names)
     status = 200
     if submitted and form.is_valid():
         query = reports.ReportQuery(**form.cleaned_data)
@@ -27,4 +30,5 @@ def report(request: HttpRequest) -> HttpResponse:
             status = status_for(exc)
     elif submitted:
         status = 422
-    return render(request, "gits/monitoring/report.html", {"form": form}, status=status)
+    context = {"form": form, "unusable_use_cases": use_cases.unusable}
+    return render(request, "gits/monitoring/report.html", context, status=status)

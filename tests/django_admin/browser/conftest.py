@@ -1,8 +1,8 @@
 """A streaming platform for the browser tests, and a headless Chromium to look at it.
 
 Every service runs as its own process, as `make run` starts it: ml_data_api,
-queue_manager (in-memory store), monitoring_api (a history point every few seconds on
-small windows), two worker replicas, data_source publishing fast, the
+queue_manager (on a fresh schema of the test database), monitoring_api (a history point
+every few seconds on small windows), two worker replicas, data_source publishing fast, the
 ground_truth_collector, and the admin (`python -m django_admin`) with a superuser whose
 password the tests know. The use case is the demo's definition under a name of its own,
 so nothing passes because a name is the demo's. A poison message waits in the service's
@@ -31,12 +31,12 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from gits_common import modeling
 from gits_common.clients import rows_from_frame
-from gits_common.demo import PRODUCT_QUALITY, generate
 from gits_common.schemas import UseCase
+from gits_ml import modeling
+from gits_ml.demo import PRODUCT_QUALITY, generate
 from tests.amqp_helpers import delete_service_queues, publish
-from tests.conftest import free_port, need_server
+from tests.conftest import QM_SCHEMA_PREFIX, free_port, need_server
 
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -57,16 +57,20 @@ WORKERS = 2
 PLATFORM_ENV = {
     "LOG_LEVEL": "INFO",
     "MONGODB_URL": "",
+    "QUEUE_MANAGER_SCHEMA": f"{QM_SCHEMA_PREFIX}{uuid.uuid4().hex[:12]}",
     "DEMO_GROUND_TRUTH_EVERY": "5",
     "DEMO_DRIFT_AFTER_MINUTE": "",
     "GROUND_TRUTH_INTERVAL_SECONDS": "2",
     "GROUND_TRUTH_DELAY_SECONDS": "1",
     "MONITORING_INTERVAL_SECONDS": "4",
-    "MONITORING_WINDOW_ROWS": "120",
-    "MONITORING_MIN_WINDOW_ROWS": "60",
+    # Windows and references large enough for drift distances (the heatmap's scores):
+    # 500 readings against the 4,200 training rows count as 447 effective rows (>= 400).
+    "MONITORING_WINDOW_ROWS": "500",
+    "MONITORING_MIN_WINDOW_ROWS": "500",
     "MONITORING_MIN_ROWS": "30",
     "MONITORING_MIN_LABELLED": "5",
-    "MONITORING_REFERENCE_ROWS": "1000",
+    # Keep every job of the run: the poisoned message's failed job is among the first.
+    "QUEUE_MANAGER_MEMORY_MAX_JOBS": "1000000",
     "WORKER_RETRY_BASE_DELAY": "0.2",
 }
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from django_admin.dashboards import data
-from gits_common.demo import PRODUCT_QUALITY
+from gits_ml.demo import PRODUCT_QUALITY
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

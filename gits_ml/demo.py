@@ -20,6 +20,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from gits_common.schemas import Column, ColumnType, Task, UseCase
+from gits_common.settings import config
 
 CHAMBERS = 5
 SENSORS_PER_CHAMBER = 3
@@ -218,3 +219,16 @@ def example_row() -> dict[str, object]:
         "H_data": H_MEAN,
         "AH_data": AH_MEAN,
     }
+
+
+def demo_config() -> DemoConfig:
+    """The demo generator's knobs from DEMO_* variables (for the settings modules of
+    data_source and the ground truth collector, which must agree on them: they determine
+    the demo's message ids)."""
+    drift_after = config("DEMO_DRIFT_AFTER_MINUTE", default="")
+    return DemoConfig(
+        seed=config("DEMO_SEED", default=7, cast=int),
+        drift_after_minute=int(drift_after) if drift_after.strip() else None,
+        drift_shift=config("DEMO_DRIFT_SHIFT", default=40.0, cast=float),
+        ground_truth_every_minutes=config("DEMO_GROUND_TRUTH_EVERY", default=60, cast=int),
+    )

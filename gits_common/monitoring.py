@@ -1,12 +1,26 @@
-"""Request and response bodies of monitoring_api."""
+"""Wire shapes of monitoring_api: report kinds, thresholds, the metric history and its
+alerts, and the names of the history's drift metrics. monitoring_api answers with them;
+the admin's dashboards and retraining_api's drift policy read them from here."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+from gits_common.rules import Float
+
+# The history's drift metrics: the share of drifted features, and one series a feature,
+# named by what it holds so that each keeps one meaning: its distance (normed
+# Wasserstein or Jensen-Shannon; what `feature_drift_score` thresholds), or, on a window
+# too small for the distance, its test's p-value.
+DRIFT_SHARE: Final = "drift_share"
+DRIFT_SCORE: Final = "drift_score"
+DRIFT_P_VALUE: Final = "drift_p_value"
+DRIFT_METRICS = frozenset({DRIFT_SHARE, DRIFT_SCORE, DRIFT_P_VALUE})
 
 
 class ReportKind(StrEnum):
@@ -38,13 +52,17 @@ class Thresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    drift_share: float | None = Field(
+    drift_share: Float | None = Field(
         default=0.5, ge=0, le=1, description="alert when this share of features or more drift"
     )
-    feature_drift_score: float | None = Field(
-        default=None, ge=0, description="alert for each feature whose drift score is above it"
+    feature_drift_score: Float | None = Field(
+        default=None,
+        ge=0,
+        description="alert for each feature whose drift distance (the history's drift_score: "
+        "normed Wasserstein or Jensen-Shannon) is at or above it; a point on a window too "
+        "small for distances records p-values (drift_p_value) instead, which it does not judge",
     )
-    performance_drop: float | None = Field(
+    performance_drop: Float | None = Field(
         default=None,
         gt=0,
         description="alert when realised MAE is this much worse (relative) than the model's "
@@ -53,6 +71,20 @@ class Thresholds(BaseModel):
     webhook_url: AnyHttpUrl | None = Field(
         default=None, description="every new alert is POSTed here as JSON"
     )
+
+    def drift_crossings(
+        self, values: Iterable[tuple[str, str | None, float]]
+    ) -> list[tuple[str, str | None, float, float]]:
+        """The drift values of one history point at or above their threshold, as
+        (metric, feature, value, threshold): the drift share against `drift_share`, each
+        feature's distance against `feature_drift_score` (at the threshold counts, as in
+        Evidently). `values` are a point's (metric, feature or None, value)."""
+        limit_of = {DRIFT_SHARE: self.drift_share, DRIFT_SCORE: self.feature_drift_score}
+        return [
+            (metric, feature, value, limit)
+            for metric, feature, value in values
+            if (limit := limit_of.get(metric)) is not None and value >= limit
+        ]
 
 
 class MetricRead(BaseModel):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from gits_common.demo import FEATURES, PRODUCT_QUALITY, TARGET, DemoConfig, generate
+from gits_ml.demo import FEATURES, PRODUCT_QUALITY, TARGET, DemoConfig, generate
 
 SMALL = DemoConfig(history_hours=1500, production_minutes=6000)
 
