@@ -6,10 +6,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUN_DIR := var/supervisor
-PACKAGES := gits_common gits_ml queue_manager workers data_source ground_truth_collector ml_data_api \
+PACKAGES := gits_cli gits_common gits_ml queue_manager workers data_source ground_truth_collector ml_data_api \
 	monitoring_api retraining_api django_admin ml_data_loader
 
-.PHONY: run status test lint bench install env services browser lock clean
+.PHONY: run status test lint bench install env services browser newman lock clean
 
 # supervisord runs the platform (scripts/supervisord_conf.py writes its configuration):
 # a process that exits is restarted, and Ctrl-C or SIGTERM stops them all.
@@ -22,7 +22,7 @@ run: install env services  ## Start the whole platform with demo data (Ctrl-C st
 status:  ## While `make run` runs: the state, pid and uptime of each of its processes
 	@$(VENV)/bin/supervisorctl -c $(RUN_DIR)/supervisord.conf status || test $$? -eq 3
 
-test: install env services browser  ## Run the full test suite against the real PostgreSQL and RabbitMQ
+test: install env services browser newman  ## Run the full test suite against the real PostgreSQL and RabbitMQ
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install  ## ruff, mypy and the import contracts between services
@@ -47,6 +47,9 @@ env:  ## Write .env from .env.example, generating local secrets once
 
 browser:  ## Install Debian's Chromium for the dashboards' browser tests, if missing
 	scripts/ensure-browser.sh
+
+newman:  ## Install newman (npm) into .tools/ for the Postman collection's test, if missing
+	scripts/ensure-newman.sh
 
 services:  ## Start PostgreSQL and RabbitMQ if they are down (installs them on Debian as root)
 	scripts/ensure-services.sh

@@ -1,35 +1,32 @@
-"""`python -m data_source`: publish the demo's production readings to the sensor
-exchange at DATA_SOURCE_RATE readings a second (.env.example and `make run`: 1; without a
-setting, 0.5, the original's one every 2 seconds), until done, SIGTERM or Ctrl-C.
-While RabbitMQ is unreachable, it retries every 2 seconds.
+"""`python -m data_source`: publish production readings to the sensor exchange at
+DATA_SOURCE_RATE readings a second (.env.example and `make run`: 1; without a setting,
+0.5, the original's one every 2 seconds), until done, SIGTERM or Ctrl-C. The readings
+are the demo's, or a CSV file's rows for a registered use case (`--csv`, the code
+`gits publish` runs). While RabbitMQ is unreachable, it retries every 2 seconds.
 
     python -m data_source                 # DATA_SOURCE_RATE, DATA_SOURCE_COUNT from .env
     python -m data_source --rate 500      # load test
     python -m data_source --loop          # replay forever
+    python -m data_source --use-case diabetes --csv stream.csv --routing-key diabetes
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
-import itertools
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
-import aio_pika
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_fixed
+import pandas as pd
 
-from data_source.publisher import (
-    PublishInterrupted,
-    Stream,
-    messages,
-    publish,
-)
+from data_source.publisher import Stream, messages, publish_reliably
 from data_source.settings import Settings, load_settings
-from gits_common.amqp import declare_sensor_exchange
-from gits_common.lifecycle import log_while_waiting, pause, stop_on_signals, stop_when_stopped
+from gits_common import csv_files, errors
+from gits_common.clients import MlDataClient
+from gits_common.lifecycle import stop_on_signals
+from gits_common.schemas import UseCase
 from gits_common.settings import configure_logging
 from gits_ml.demo import PRODUCT_QUALITY, generate
 
@@ -48,9 +45,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--loop", action="store_true", help="replay the split forever")
     parser.add_argument("--routing-key", help="default: DATA_SOURCE_ROUTING_KEY")
     parser.add_argument(
+        "--use-case",
+        help="the registered use case whose features the messages carry "
+        "(DATA_SOURCE_USE_CASE; the demo's product_quality)",
+    )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        help="publish this file's rows (its message_id column, or <file stem>-<line>) "
+        "instead of the demo's (DATA_SOURCE_CSV)",
+    )
+    parser.add_argument(
         "--run",
         default=datetime.now(UTC).strftime("%Y%m%dT%H%M%S"),
-        help="tag in every message id of this run (default: the start time)",
+        help="tag in every message id of a demo run (default: the start time)",
     )
     args = parser.parse_args(argv)
     if args.rate is not None and args.rate <= 0:
@@ -66,69 +74,68 @@ def with_defaults(args: argparse.Namespace, settings: Settings) -> argparse.Name
             "rate": settings.rate if args.rate is None else args.rate,
             "count": settings.count if args.count is None else args.count,
             "routing_key": args.routing_key or settings.routing_key,
+            "use_case": args.use_case or settings.use_case,
+            "csv": args.csv or settings.csv,
         }
     )
+
+
+def csv_stream(use_case: UseCase, path: Path, *, routing_key: str, loop: bool) -> Stream:
+    """The messages of a CSV file's rows (`gits_common.csv_files.read_rows`); raises
+    its `InvalidInput` or `NotFound` before anything is sent."""
+    frame = csv_files.read_rows(use_case, path, with_target=False, time_now=False)
+    return messages(frame, use_case, routing_key=routing_key, loop=loop, run=None)
+
+
+async def stream_of(args: argparse.Namespace, settings: Settings) -> Stream:
+    """The demo's readings, or the CSV file's rows for the use case ml_data_api holds."""
+    if args.csv is None:
+        if args.use_case != PRODUCT_QUALITY.name:
+            raise errors.InvalidInput(
+                f"only the demo's {PRODUCT_QUALITY.name} has built-in readings; "
+                f"give --csv for {args.use_case}"
+            )
+        production: pd.DataFrame = generate(settings.demo).production
+        return messages(
+            production, PRODUCT_QUALITY, routing_key=args.routing_key, loop=args.loop, run=args.run
+        )
+    client = MlDataClient(settings.ml_data_api_url, settings.api_token)
+    try:
+        use_case = await client.use_case(args.use_case)
+    finally:
+        await client.close()
+    return csv_stream(use_case, args.csv, routing_key=args.routing_key, loop=args.loop)
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Publish until done or signalled, reconnecting when the broker goes away; returns
     how many messages were confirmed."""
     stop = stop_on_signals()
-    production = generate(settings.demo).production
-    stream = messages(
-        production, PRODUCT_QUALITY, routing_key=args.routing_key, loop=args.loop, run=args.run
-    )
-    sent, left = 0, args.count
-
-    async def attempt() -> None:
-        nonlocal sent, left, stream
-        if stop.is_set():  # stopped during the pause: no new connection
-            return
-        try:
-            sent += await _publish(settings, args, stream, left, stop)
-        except PublishInterrupted as exc:
-            # Resume after what was confirmed; the unconfirmed go first (their ids make a
-            # second copy harmless).
-            sent += exc.sent
-            left = left - exc.sent if left else 0
-            stream = itertools.chain(exc.unconfirmed, stream)
-            raise
-
-    retrying = AsyncRetrying(
-        retry=retry_if_exception_type(
-            (PublishInterrupted, aio_pika.exceptions.AMQPException, OSError)
-        ),
-        stop=stop_when_stopped(stop),
-        wait=wait_fixed(2.0),
-        sleep=functools.partial(pause, stop),
-        before_sleep=log_while_waiting(
-            log, "cannot publish to RabbitMQ; reconnecting (%r)", level=logging.WARNING
-        ),
-        retry_error_callback=lambda _state: None,  # stopped while reconnecting
-    )
+    stream = await stream_of(args, settings)
     log.info("publishing to %r at %g msg/s", args.routing_key, args.rate)
-    await retrying(attempt)
+    sent = await publish_reliably(
+        settings.amqp_url,
+        stream,
+        routing_key=args.routing_key,
+        rate=args.rate,
+        count=args.count,
+        stop=stop,
+    )
     log.info("published %d messages", sent)
     return sent
 
 
-async def _publish(
-    settings: Settings, args: argparse.Namespace, stream: Stream, count: int, stop: asyncio.Event
-) -> int:
-    async with await aio_pika.connect(settings.amqp_url) as connection:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await declare_sensor_exchange(channel)
-        return await publish(
-            exchange, stream, routing_key=args.routing_key, rate=args.rate, count=count, stop=stop
-        )
-
-
 def main(argv: list[str]) -> int:
-    """Exit 0 when every message was confirmed or the run was stopped."""
+    """Exit 0 when every message was confirmed or the run was stopped; 2 with one line
+    when the file or use case is wrong."""
     args = parse_args(argv)
     configure_logging()
     settings = load_settings()
-    asyncio.run(run(with_defaults(args, settings), settings))
+    try:
+        asyncio.run(run(with_defaults(args, settings), settings))
+    except (errors.InvalidInput, errors.NotFound) as exc:
+        log.error("%s", exc.detail)
+        return 2
     return 0
 
 

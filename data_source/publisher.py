@@ -18,6 +18,7 @@ import pandas as pd
 from aio_pika.abc import AbstractExchange
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_fixed
 
+from gits_common.amqp import declare_sensor_exchange
 from gits_common.lifecycle import log_while_waiting, pause, stop_when_stopped
 from gits_common.schemas import UseCase
 
@@ -36,18 +37,27 @@ class PublishInterrupted(Exception):
 
 
 def messages(
-    frame: pd.DataFrame, use_case: UseCase, *, routing_key: str, loop: bool, run: str
+    frame: pd.DataFrame, use_case: UseCase, *, routing_key: str, loop: bool, run: str | None
 ) -> Stream:
-    """(message_id, body) for each row, stamped with the time of sending. A reading sent
-    now is a new reading, so its id is `<row id>~<run>` (and `~<run>-r<n>` on the n-th
-    replay): a second run, or a replay, adds rows instead of repeating stored ones. The
-    row id before the `~` names the demo row, whose label the ground truth carries."""
+    """(message_id, body) for each row of `frame` (its `message_id` column and the use
+    case's features), stamped with the time of sending.
+
+    With a `run` tag (the demo), a reading sent now is a new reading, so its id is
+    `<row id>~<run>` (and `~<run>-r<n>` on the n-th replay): a second run, or a replay,
+    adds rows instead of repeating stored ones, and the row id before the `~` names the
+    demo row, whose label the ground truth carries. Without one (a user's file), the
+    first pass sends the file's ids as they are, so that a label file can name them;
+    sending the file again is then a no-op, and a replay is `<id>~r<n>`."""
     ids = frame["message_id"].astype(str).tolist()
-    readings = frame[use_case.feature_names].to_dict("records")
+    features = frame[use_case.feature_names]
+    readings = features.astype(object).where(features.notna(), None).to_dict("records")
     for replay in itertools.count() if loop else [0]:
-        suffix = run if replay == 0 else f"{run}-r{replay}"
-        for base_id, features in zip(ids, readings, strict=True):
-            message_id = f"{base_id}~{suffix}"
+        if run is not None:
+            suffix: str | None = run if replay == 0 else f"{run}-r{replay}"
+        else:
+            suffix = None if replay == 0 else f"r{replay}"
+        for base_id, reading in zip(ids, readings, strict=True):
+            message_id = base_id if suffix is None else f"{base_id}~{suffix}"
             yield (
                 message_id,
                 {
@@ -55,7 +65,7 @@ def messages(
                     "timestamp": datetime.now(UTC).isoformat(),
                     "routing_key": routing_key,
                     "use_case": use_case.name,
-                    "features": features,
+                    "features": reading,
                 },
             )
 
@@ -102,9 +112,10 @@ async def publish(
     rate: float,
     count: int,
     stop: asyncio.Event,
+    on_sent: Callable[[int], None] | None = None,
 ) -> int:
     """Publish up to `count` messages (0: all) at `rate` per second; returns how many
-    the broker confirmed."""
+    the broker confirmed. `on_sent(n)` is told of every n confirmed (a progress bar)."""
     if count:
         stream = itertools.islice(stream, count)
     started = last_report = time.monotonic()
@@ -133,10 +144,91 @@ async def publish(
                 break
             raise PublishInterrupted(sent, batch) from exc
         sent += len(batch)
+        if on_sent is not None:
+            on_sent(len(batch))
         if time.monotonic() - last_report > 30:
             last_report = time.monotonic()
             log.info("published %d messages (%.1f/s)", sent, sent / (last_report - started))
         wait = started + sent / rate - time.monotonic()
         if wait > 0:
             await pause(stop, wait)
+    return sent
+
+
+async def publish_to(
+    amqp_url: str,
+    stream: Stream,
+    *,
+    routing_key: str,
+    rate: float,
+    count: int,
+    stop: asyncio.Event,
+    on_sent: Callable[[int], None] | None = None,
+) -> int:
+    """Connect, declare the sensor exchange and `publish` on a publisher-confirmed
+    channel; returns how many messages the broker confirmed. Raises `PublishInterrupted`
+    when the connection breaks, aio-pika's errors when it cannot be made."""
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await declare_sensor_exchange(channel)
+        return await publish(
+            exchange,
+            stream,
+            routing_key=routing_key,
+            rate=rate,
+            count=count,
+            stop=stop,
+            on_sent=on_sent,
+        )
+
+
+async def publish_reliably(
+    amqp_url: str,
+    stream: Stream,
+    *,
+    routing_key: str,
+    rate: float,
+    count: int,
+    stop: asyncio.Event,
+    on_sent: Callable[[int], None] | None = None,
+) -> int:
+    """`publish_to` until the stream is done or `stop` is set, reconnecting every 2 s
+    while the broker is away: only an outage is retried. After a break the unconfirmed
+    messages go first (their ids make a second copy harmless). Returns how many messages
+    the broker confirmed."""
+    sent, left = 0, count
+
+    async def attempt() -> None:
+        nonlocal sent, left, stream
+        if stop.is_set():  # stopped during the pause: no new connection
+            return
+        try:
+            sent += await publish_to(
+                amqp_url,
+                stream,
+                routing_key=routing_key,
+                rate=rate,
+                count=left,
+                stop=stop,
+                on_sent=on_sent,
+            )
+        except PublishInterrupted as exc:
+            sent += exc.sent
+            left = left - exc.sent if left else 0
+            stream = itertools.chain(exc.unconfirmed, stream)
+            raise
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(
+            (PublishInterrupted, aio_pika.exceptions.AMQPException, OSError)
+        ),
+        stop=stop_when_stopped(stop),
+        wait=wait_fixed(2.0),
+        sleep=functools.partial(pause, stop),
+        before_sleep=log_while_waiting(
+            log, "cannot publish to RabbitMQ; reconnecting (%r)", level=logging.WARNING
+        ),
+        retry_error_callback=lambda _state: None,  # stopped while reconnecting
+    )
+    await retrying(attempt)
     return sent

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from gits_common.settings import amqp_url, config
+from gits_common.settings import Role, amqp_url, config, token
 from gits_ml.demo import DemoConfig, demo_config
 
 
@@ -17,6 +18,10 @@ class Settings:
     rate: float
     count: int
     demo: DemoConfig
+    use_case: str
+    csv: Path | None
+    ml_data_api_url: str
+    api_token: str
 
 
 def load_settings() -> Settings:
@@ -27,4 +32,8 @@ def load_settings() -> Settings:
         rate=config("DATA_SOURCE_RATE", default=0.5, cast=float),
         count=config("DATA_SOURCE_COUNT", default=0, cast=int),
         demo=demo_config(),
+        use_case=config("DATA_SOURCE_USE_CASE", default="product_quality"),
+        csv=Path(csv) if (csv := config("DATA_SOURCE_CSV", default="")) else None,
+        ml_data_api_url=config("ML_DATA_API_URL", default="http://127.0.0.1:8004"),
+        api_token=token(Role.runtime),
     )

@@ -171,6 +171,15 @@ class MlDataClient(ApiClient):
         result: dict[str, Any] = await self.request("POST", path, json={"labels": labels})
         return result
 
+    async def delete_use_case(self, name: str) -> dict[str, Any]:
+        """Delete a use case's tables, all their rows, and its registration; returns
+        {"name": str, "tables": [table names dropped]}. Raises `NotFound` for an unknown
+        name, `Conflict` (naming them) while a service in queue_manager uses it, and
+        `Unavailable` when ml_data_api, or the queue_manager it asks, is unreachable:
+        then nothing was deleted."""
+        result: dict[str, Any] = await self.request("DELETE", f"{USE_CASES}/{_segment(name)}")
+        return result
+
     async def use_cases(self) -> list[UseCase]:
         """Every registered use case."""
         body = await self.request("GET", "/ml_data_api/use_cases")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
@@ -87,6 +87,22 @@ class Thresholds(BaseModel):
         ]
 
 
+def _without_defaults(schema: dict[str, Any]) -> None:
+    """Drop the fields' defaults from a JSON schema: in a change, a field left out keeps
+    its stored value rather than taking a default."""
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+
+
+class ThresholdsUpdate(Thresholds):
+    """A change of thresholds: each field given replaces the stored value, a field left
+    out keeps it, and null turns its check off (webhook_url: no webhook)."""
+
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, json_schema_extra=_without_defaults
+    )
+
+
 class MetricRead(BaseModel):
     """One value of the metric history: a drift share, a feature's drift score, or a
     realised performance metric."""
@@ -102,6 +118,11 @@ class HistoryRead(BaseModel):
 
     use_case: str
     values: list[MetricRead]
+    reason: str | None = Field(
+        default=None,
+        description="why there is no value, from the use case's row counts and the "
+        "monitoring settings; null when there are values",
+    )
 
 
 Delivery = Literal["none", "pending", "delivered", "failed"]

@@ -16,9 +16,19 @@ from pydantic import (
 from gits_common.rules import MESSAGE_ID_MAX_CHARS, MessageId, RowTime, StorableText
 
 # Column names become SQL identifiers (always quoted) and DataFrame columns.
-ColumnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")]
+COLUMN_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,62}$"
+COLUMN_NAME_RULE = (
+    "a letter, then up to 62 letters, digits or '_' (no spaces, dots or dashes), "
+    "distinct ignoring case"
+)
+ColumnName = Annotated[str, StringConstraints(pattern=COLUMN_NAME_PATTERN)]
 # Use case names become table-name prefixes ("<name>_production"), so they are shorter.
-UseCaseName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+USE_CASE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+USE_CASE_NAME_RULE = "a lowercase letter, then up to 39 lowercase letters, digits or '_'"
+UseCaseName = Annotated[str, StringConstraints(pattern=USE_CASE_NAME_PATTERN)]
+# A column's name in a user's files, where it differs from the column's (`gits use-case
+# create --normalize-names`): any header text a CSV may hold.
+SourceName = Annotated[StorableText, StringConstraints(min_length=1, max_length=200)]
 
 
 # Columns every table has or the platform adds; a use case may not claim them.
@@ -72,6 +82,12 @@ class UseCase(BaseModel):
     target: Column | None = None
     time_column: ColumnName = "timestamp"
     description: StorableText = ""
+    source_names: dict[ColumnName, SourceName] = Field(
+        default_factory=dict,
+        max_length=502,
+        description="A column's name in the user's files, where it differs: "
+        "{column: name in the file}. Files with those names load as these columns.",
+    )
 
     @model_validator(mode="after")
     def _columns_are_distinct(self) -> Self:
@@ -85,6 +101,12 @@ class UseCase(BaseModel):
         reserved = sorted(n for n in names if n.lower() in RESERVED_COLUMNS)
         if reserved:
             raise ValueError(f"column names reserved by GITS: {reserved}")
+        unknown = sorted(set(self.source_names) - set(names))
+        if unknown:
+            raise ValueError(f"source_names names columns the use case does not have: {unknown}")
+        sources = list(self.source_names.values())
+        if len(set(sources)) < len(sources):
+            raise ValueError("source_names maps two columns from the same name in the file")
         if self.target is None and self.task is not Task.anomaly:
             raise ValueError(f"a {self.task.value} use case needs a target column")
         numbers = (ColumnType.float, ColumnType.int)

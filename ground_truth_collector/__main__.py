@@ -1,7 +1,10 @@
-"""`python -m ground_truth_collector`: attach the demo's true labels to the predictions
-they belong to, GROUND_TRUTH_DELAY_SECONDS after each reading, every
+"""`python -m ground_truth_collector`: attach true labels to the predictions they
+belong to, GROUND_TRUTH_DELAY_SECONDS after each reading, every
 GROUND_TRUTH_INTERVAL_SECONDS, and add those rows to the training table, until SIGTERM
-or Ctrl-C. Settings come from the environment, then .env; there are no options."""
+or Ctrl-C. The labels come from GROUND_TRUTH_SOURCE: the demo's generator (demo), a CSV
+file (csv, GROUND_TRUTH_CSV) or a PostgreSQL table or view (table, GROUND_TRUTH_TABLE
+in GROUND_TRUTH_DSN). Settings come from the environment, then .env; there are no
+options."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from gits_common.schemas import UseCase
 from gits_common.settings import configure_logging
 from ground_truth_collector.collector import Collector, Cursor
 from ground_truth_collector.settings import Settings, load_settings
-from ground_truth_collector.sources import DemoLabels
+from ground_truth_collector.sources import CsvLabels, DemoLabels, LabelSource, TableLabels
 
 log = logging.getLogger("ground_truth_collector")
 POLL_SECONDS = 2.0  # how often to ask whether the use case is there yet
@@ -35,9 +38,10 @@ async def collect(settings: Settings) -> None:
         use_case = await _registered(client, settings.use_case, stop)
         if use_case is None:
             return
+        source = label_source(settings, use_case)
         collector = Collector(
             client=client,
-            source=DemoLabels(settings.demo),
+            source=source,
             use_case=use_case.name,
             time_column=use_case.time_column,
             cursor=Cursor(settings.state_dir / f"{use_case.name}.json"),
@@ -46,13 +50,32 @@ async def collect(settings: Settings) -> None:
             batch_size=settings.batch_size,
         )
         log.info(
-            "collecting labels for %s, %gs after each reading",
+            "collecting labels for %s from the %s source, %gs after each reading",
             use_case.name,
+            settings.source,
             settings.delay_seconds,
         )
-        await collector.run(settings.interval_seconds, stop)
+        try:
+            await collector.run(settings.interval_seconds, stop)
+        finally:
+            source.close()
     finally:
         await client.close()
+
+
+def label_source(settings: Settings, use_case: UseCase) -> LabelSource:
+    """The label source the settings choose, checking labels against the use case's
+    target. Raises `InvalidInput` for a use case without a target (nothing to label)."""
+    if settings.source == "demo":
+        return DemoLabels(settings.demo)
+    if use_case.target is None:
+        raise errors.InvalidInput(f"use case {use_case.name!r} has no target column to label")
+    if settings.source == "csv":
+        assert settings.csv_path is not None  # load_settings requires it
+        column = use_case.source_names.get(use_case.target.name)
+        return CsvLabels(settings.csv_path, use_case.target, column=column)
+    assert settings.table is not None and settings.dsn is not None
+    return TableLabels(settings.dsn, settings.table, use_case.target)
 
 
 async def _registered(client: MlDataClient, name: str, stop: asyncio.Event) -> UseCase | None:

@@ -8,9 +8,10 @@ import asyncio
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from gits_common import errors
 from gits_common.clients import MlDataClient
@@ -55,12 +56,15 @@ class Collector:
     delay: timedelta
     overlap: timedelta
     batch_size: int
+    # Labels the source reported as arrived that ml_data_api has not taken yet.
+    pending: dict[str, Any] = field(default_factory=dict)
 
     async def run_once(self, now: datetime | None = None) -> int:
-        """Send every label now due; returns how many production rows got one."""
+        """Send the labels that arrived since the last run, whatever their reading's
+        time, then every label now due; returns how many production rows got one."""
+        sent = await self._send_arrived()
         until = (now or datetime.now(UTC)) - self.delay
         start = max(EPOCH, self.cursor.load() - self.overlap)  # late predictions too
-        sent = 0
         while True:
             rows = await self.client.read_rows(
                 self.use_case,
@@ -70,7 +74,8 @@ class Collector:
                 labelled=False,
                 limit=self.batch_size,
             )
-            labels = self.source.labels_for([row["message_id"] for row in rows])
+            ids = [row["message_id"] for row in rows]
+            labels = await asyncio.to_thread(self.source.labels_for, ids)  # files, psycopg2
             if labels:
                 body = [{"message_id": mid, "value": value} for mid, value in labels.items()]
                 sent += (await self.client.attach_labels(self.use_case, body))["labelled"]
@@ -81,6 +86,19 @@ class Collector:
             last = datetime.fromisoformat(rows[-1][self.time_column])
             start = max(last, start + timedelta(microseconds=1))
             self.cursor.save(start)
+
+    async def _send_arrived(self) -> int:
+        """Labels that came in late, for readings the window has passed (a lab's CSV
+        that grows); ids without a prediction yet are found later, when due."""
+        self.pending.update(await asyncio.to_thread(self.source.arrived))
+        sent = 0
+        while self.pending:
+            batch = dict(list(self.pending.items())[: self.batch_size])
+            body = [{"message_id": mid, "value": value} for mid, value in batch.items()]
+            sent += (await self.client.attach_labels(self.use_case, body))["labelled"]
+            for mid in batch:
+                del self.pending[mid]
+        return sent
 
     async def run(self, interval: float, stop: asyncio.Event) -> None:
         """Collect every `interval` seconds until stopped; an unreachable ml_data_api is

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gits_common.settings import Role, config, token
+from gits_common.settings import MissingSetting, Role, config, postgres_settings, token
 from gits_ml.demo import DemoConfig, demo_config
 
 
@@ -23,10 +23,32 @@ class Settings:
     batch_size: int
     state_dir: Path
     demo: DemoConfig
+    source: str  # one of SOURCES
+    csv_path: Path | None  # the CSV of source "csv"
+    table: str | None  # the table or view of source "table"
+    dsn: str | None  # the database of source "table"
+
+
+SOURCES = ("demo", "csv", "table")
 
 
 def load_settings() -> Settings:
-    """Settings from the environment and .env."""
+    """Settings from the environment and .env. Raises `MissingSetting` for an unknown
+    GROUND_TRUTH_SOURCE, or when the file or table its source reads is not named."""
+    source = config("GROUND_TRUTH_SOURCE", default="demo").strip().lower()
+    if source not in SOURCES:
+        raise MissingSetting(
+            f"GROUND_TRUTH_SOURCE is {source!r}; it must be one of {', '.join(SOURCES)}"
+        )
+    csv_path = config("GROUND_TRUTH_CSV", default="").strip()
+    table = config("GROUND_TRUTH_TABLE", default="").strip()
+    needed = {"csv": ("GROUND_TRUTH_CSV", csv_path), "table": ("GROUND_TRUTH_TABLE", table)}
+    if source in needed and not needed[source][1]:
+        name = needed[source][0]
+        raise MissingSetting(f"GROUND_TRUTH_SOURCE={source} reads its labels from {name}: set it")
+    dsn = config("GROUND_TRUTH_DSN", default="").strip() or None
+    if source == "table" and dsn is None:
+        dsn = postgres_settings().dsn("ground_truth_collector")  # the platform's own
     return Settings(
         ml_data_api_url=config("ML_DATA_API_URL", default="http://127.0.0.1:8004"),
         api_token=token(Role.runtime),  # the runtime role's
@@ -37,4 +59,8 @@ def load_settings() -> Settings:
         batch_size=config("GROUND_TRUTH_BATCH_SIZE", default=1000, cast=int),
         state_dir=Path(config("GROUND_TRUTH_STATE_DIR", default="var/ground_truth_collector")),
         demo=demo_config(),
+        source=source,
+        csv_path=Path(csv_path) if csv_path else None,
+        table=table or None,
+        dsn=dsn,
     )

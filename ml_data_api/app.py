@@ -10,13 +10,16 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from gits_common import errors
+from gits_common.clients import QueueManagerClient
 from gits_common.http import create_api
 from gits_common.postgres import Database, add_health_route
+from gits_common.settings import Role
 from ml_data_api.routes import router
 from ml_data_api.service import MlData
 from ml_data_api.settings import Settings
 
 log = logging.getLogger(__name__)
+QUEUE_MANAGER_TIMEOUT = 10.0  # seconds a delete waits for queue_manager's answer
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -26,7 +29,11 @@ def create_app(settings: Settings) -> FastAPI:
         minconn=settings.pool_min,
         maxconn=settings.pool_max,
     )
-    ml_data = MlData(db, max_batch_rows=settings.max_batch_rows)
+    # Only asked before a use case is deleted; the read role sees every service.
+    queue_manager = QueueManagerClient(
+        settings.queue_manager_url, settings.tokens[Role.read], timeout=QUEUE_MANAGER_TIMEOUT
+    )
+    ml_data = MlData(db, max_batch_rows=settings.max_batch_rows, queue_manager=queue_manager)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -35,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         except errors.Unavailable as exc:
             log.warning("starting without the database (%s); will retry on each request", exc)
         yield
+        await queue_manager.close()
         db.close()
 
     app = create_api(

@@ -21,6 +21,7 @@ from ml_data_api.schemas import (
     LegacyInsert,
     RowsCreate,
     RowsRead,
+    UseCaseDeleted,
     UseCaseRead,
 )
 from ml_data_api.service import MlData
@@ -94,6 +95,27 @@ def list_use_cases(request: Request) -> list[UseCaseRead]:
 def read_use_case(name: UseCaseNamePath, request: Request) -> UseCaseRead:
     """One use case's definition and tables."""
     return service(request).get(name)
+
+
+@router.delete(
+    "/use_cases/{name}",
+    response_model=UseCaseDeleted,
+    responses=error_responses(
+        {
+            errors.NotFound: "No use case of that name",
+            errors.Conflict: "A service uses it (named), or something else depends on its tables",
+            errors.Unavailable: "queue_manager (or the database) cannot be reached: nothing "
+            "was deleted",
+        }
+    ),
+    openapi_extra=role(Role.admin),
+)
+async def delete_use_case(name: UseCaseNamePath, request: Request) -> UseCaseDeleted:
+    """Delete a use case: its registry entry and its training, testing and production
+    tables with all their rows. Refused (409, naming them) while a service in
+    queue_manager uses it, and (503) when queue_manager cannot say. The name can then
+    be registered again, with any definition."""
+    return await service(request).delete_use_case(name)
 
 
 @router.get("/use_cases/{name}/counts", openapi_extra=role(Role.read))

@@ -74,6 +74,13 @@ class DeleteResult(BaseModel):
     deleted: int
 
 
+class UseCaseDeleted(BaseModel):
+    """A deleted use case and the tables that went with it."""
+
+    name: str
+    tables: list[str] = Field(description="The tables dropped, with all their rows")
+
+
 class LegacyInsert(BaseModel):
     """The original GITS body for POST /ml_data_api/insert_data/."""
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from datetime import datetime
 from typing import Any
 
+from psycopg2 import errors as pg_errors
+
 from gits_common import errors
+from gits_common.clients import QueueManagerClient
 from gits_common.postgres import Database
 from gits_common.rules import printable
 from gits_common.schemas import Table, UseCase
 from gits_common.values import Kind, Records, records_validator
 from ml_data_api import store
 from ml_data_api.rows import MAX_REPORTED_ERRORS, row_validator, validate_rows
-from ml_data_api.schemas import InsertResult, LabelResult, UseCaseRead
+from ml_data_api.schemas import InsertResult, LabelResult, UseCaseDeleted, UseCaseRead
 from ml_data_api.tables import fields, table_name
 
 log = logging.getLogger(__name__)
@@ -24,8 +28,11 @@ class MlData:
     """The use-case catalog and its tables. Use cases never change once registered, so
     their definitions and row validators are cached for the life of the process."""
 
-    def __init__(self, db: Database, *, max_batch_rows: int) -> None:
+    def __init__(
+        self, db: Database, *, max_batch_rows: int, queue_manager: QueueManagerClient
+    ) -> None:
         self.db = db
+        self.queue_manager = queue_manager
         self.max_batch_rows = max_batch_rows
         self.timescaledb: bool | None = None
         self._use_cases: dict[str, UseCaseRead] = {}
@@ -167,6 +174,52 @@ class MlData:
                 conn=conn, use_case=use_case, table=table, start=start, end=end
             )
         )
+
+    async def delete_use_case(self, name: str) -> UseCaseDeleted:
+        """Drop a use case's tables, all their rows, and its registry entry, once
+        queue_manager says no service uses it; nothing of other use cases is touched.
+
+        Raises `NotFound` for an unknown name; `Conflict` naming the services that use
+        it, or the database objects of someone else's that depend on its tables;
+        `Unavailable` when queue_manager cannot be asked (it never deletes blind)."""
+        await asyncio.to_thread(self.get, name)
+        users = await self._services_using(name)
+        if users:
+            raise errors.Conflict(
+                f"use case {name!r} is used by service(s) {', '.join(users)}; delete them "
+                "with DELETE /queue_manager/services/<service> first"
+            )
+        tables = await asyncio.to_thread(self._drop, name)
+        log.info("deleted use case %s and its tables %s", name, ", ".join(tables))
+        return UseCaseDeleted(name=name, tables=tables)
+
+    async def _services_using(self, name: str) -> list[str]:
+        try:
+            services = await self.queue_manager.services()
+        except errors.Unavailable as exc:
+            raise errors.Unavailable(
+                f"use case {name!r} was not deleted: queue_manager could not say whether a "
+                f"service uses it ({exc.detail}); try again once it is up"
+            ) from exc
+        return sorted(s.name for s in services if s.use_case == name)
+
+    def _drop(self, name: str) -> list[str]:
+        try:
+            tables = self.db.run(lambda conn: store.drop_use_case(conn=conn, name=name))
+        except pg_errors.DependentObjectsStillExist as exc:
+            raise errors.Conflict(
+                f"use case {name!r} was not deleted: {str(exc).strip().splitlines()[0]}; "
+                "drop what depends on its tables first"
+            ) from exc
+        finally:
+            # Whatever happened, the next request reads the registry again.
+            with self._lock:
+                self._use_cases.pop(name, None)
+                for key in [k for k in self._validators if k[0] == name]:
+                    del self._validators[key]
+        if tables is None:
+            raise errors.NotFound(f"unknown use case {name!r}")
+        return tables
 
     def rename_legacy(self, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The original GITS wrote lower-case column names; map keys onto the use case's

@@ -26,6 +26,7 @@ class Settings:
     max_batch_rows: int
     max_body_bytes: int
     default_use_case: str
+    queue_manager_url: str  # asked which services use a use case before it is deleted
 
 
 def load_settings() -> Settings:
@@ -40,4 +41,5 @@ def load_settings() -> Settings:
         max_batch_rows=config("ML_DATA_API_MAX_BATCH_ROWS", default=50_000, cast=int),
         max_body_bytes=config("ML_DATA_API_MAX_BODY_BYTES", default=64 * 1024 * 1024, cast=int),
         default_use_case=config("ML_DATA_API_DEFAULT_USE_CASE", default="product_quality"),
+        queue_manager_url=config("QUEUE_MANAGER_URL", default="http://127.0.0.1:8001"),
     )

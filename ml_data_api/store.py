@@ -296,3 +296,19 @@ def delete_rows(
     with conn.cursor() as cur:
         cur.execute(query, (start, end))
         return int(cur.rowcount)
+
+
+def drop_use_case(*, conn: Connection, name: str) -> list[str] | None:
+    """Drop a use case's three tables and its registry entry in one transaction; the
+    names of the tables dropped, or None when no use case has that name. Raises
+    psycopg2.errors.DependentObjectsStillExist when a view or foreign key of someone
+    else's depends on a table (nothing is dropped then: CASCADE would drop theirs)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        cur.execute("DELETE FROM gits_use_cases WHERE name = %s RETURNING name", (name,))
+        if cur.fetchone() is None:
+            return None
+        dropped = [table_name(name, table) for table in Table]
+        for table in dropped:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+        return dropped

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from gits_common import csv_files
 from gits_common.clients import MlDataClient, rows_from_frame
-from gits_common.schemas import ColumnType, Table, UseCase
+from gits_common.schemas import Table, UseCase
 from gits_ml.demo import DemoConfig, generate
 
 log = logging.getLogger(__name__)
-
-PANDAS_TYPES = {
-    ColumnType.float: "float64",
-    ColumnType.int: "Int64",
-    ColumnType.bool: "boolean",
-    ColumnType.text: "string",
-}
 
 
 def demo_splits(seed: int) -> dict[Table, pd.DataFrame]:
@@ -28,11 +23,9 @@ def demo_splits(seed: int) -> dict[Table, pd.DataFrame]:
 
 
 def read_csv(use_case: UseCase, path: Path) -> pd.DataFrame:
-    """A CSV file with the use case's columns, typed by its definition."""
-    columns = [*use_case.features, *([use_case.target] if use_case.target else [])]
-    frame = pd.read_csv(path, dtype={c.name: PANDAS_TYPES[c.type] for c in columns})
-    frame[use_case.time_column] = pd.to_datetime(frame[use_case.time_column], utc=True)
-    return frame
+    """A CSV file with the use case's columns, typed by its definition
+    (`gits_common.csv_files.read_rows`: ids and times made where the file has none)."""
+    return csv_files.read_rows(use_case, path, with_target=True, time_now=True)
 
 
 async def load(
@@ -41,9 +34,11 @@ async def load(
     splits: dict[Table, pd.DataFrame],
     *,
     batch_size: int = 5000,
+    on_rows: Callable[[Table, int], None] | None = None,
 ) -> dict[Table, dict[str, int]]:
     """Register the use case and insert each split in batches; rows already stored
-    (same message_id) are skipped, so loading twice changes nothing."""
+    (same message_id) are skipped, so loading twice changes nothing. `on_rows(table, n)`
+    is told of every batch of n rows sent (a progress bar)."""
     await client.register_use_case(use_case)
     totals: dict[Table, dict[str, int]] = {}
     for table, frame in splits.items():
@@ -53,6 +48,8 @@ async def load(
             batch = rows[start : start + batch_size]
             result = await client.insert_rows(use_case.name, table, batch)
             total = {k: total[k] + result[k] for k in total}
+            if on_rows is not None:
+                on_rows(table, len(batch))
         log.info(
             "%s %s: %d rows new, %d already there",
             use_case.name,

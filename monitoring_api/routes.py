@@ -15,6 +15,7 @@ from gits_common.monitoring import (
     ReportFormat,
     ReportKind,
     Thresholds,
+    ThresholdsUpdate,
 )
 from gits_common.rules import UtcTime
 from gits_common.settings import Role
@@ -93,7 +94,11 @@ async def read_history(
         ),
     ] = None,
 ) -> HistoryRead:
-    """The stored metric history of a use case, oldest first."""
+    """The stored metric history of a use case, oldest first; when no value matches,
+    `reason` says why: the newest point is outside the range, or the rows are too few
+    (production rows in the window against MONITORING_MIN_WINDOW_ROWS, and training rows
+    older than the window against the same), or no point was taken yet and when the next
+    is due."""
     return await watch(request).history(name, start=start, end=end, metric=metric)
 
 
@@ -108,9 +113,13 @@ async def read_thresholds(name: UseCaseNamePath, request: Request) -> Thresholds
 @router.put(
     "/use_cases/{name}/thresholds", response_model=Thresholds, openapi_extra=role(Role.admin)
 )
-async def set_thresholds(name: UseCaseNamePath, limits: Thresholds, request: Request) -> Thresholds:
-    """Replace the use case's thresholds; a field left out takes its default."""
-    return await watch(request).set_thresholds(name, limits)
+async def set_thresholds(
+    name: UseCaseNamePath, change: ThresholdsUpdate, request: Request
+) -> Thresholds:
+    """Change the thresholds given and keep the others: a field left out keeps its value
+    (the MONITORING_DEFAULT_* default until set), null turns its check off (webhook_url:
+    no webhook). To go back to a default, send its value. Answers every threshold."""
+    return await watch(request).set_thresholds(name, change)
 
 
 @router.get(

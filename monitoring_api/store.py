@@ -163,24 +163,43 @@ def select_thresholds(*, conn: Connection, use_case: str) -> dict[str, Any] | No
     return None if row is None else dict(zip(THRESHOLD_COLUMNS, row, strict=True))
 
 
-def save_thresholds(*, conn: Connection, use_case: str, thresholds: dict[str, Any]) -> None:
-    """Replace a use case's thresholds."""
-    values = [thresholds[c] for c in THRESHOLD_COLUMNS]
-    updates = sql.SQL(", ").join(
+def merge_thresholds(
+    *, conn: Connection, use_case: str, defaults: dict[str, Any], changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Set the `changes` columns of a use case's thresholds and keep the others (the
+    `defaults` where it has none stored yet), in one statement, so that two changes of
+    different fields at once both hold; returns every column as stored."""
+    first = {**defaults, **changes}
+    updates = [
         sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
         for c in THRESHOLD_COLUMNS
-    )
+        if c in changes
+    ]
     query = sql.SQL(
         "INSERT INTO {} (use_case, {}) VALUES (%s, {}) "
-        "ON CONFLICT (use_case) DO UPDATE SET {}, updated_at = now()"
+        "ON CONFLICT (use_case) DO UPDATE SET {} RETURNING {}"
     ).format(
         THRESHOLDS,
         _columns(THRESHOLD_COLUMNS),
-        sql.SQL(", ").join(sql.Placeholder() for _ in values),
-        updates,
+        sql.SQL(", ").join(sql.Placeholder() for _ in THRESHOLD_COLUMNS),
+        sql.SQL(", ").join([*updates, sql.SQL("updated_at = now()")]),
+        _columns(THRESHOLD_COLUMNS),
     )
     with conn.cursor() as cur:
-        cur.execute(query, (use_case, *values))
+        cur.execute(query, (use_case, *(first[c] for c in THRESHOLD_COLUMNS)))
+        row = cur.fetchone()
+    assert row is not None  # an upsert always returns its row
+    return dict(zip(THRESHOLD_COLUMNS, row, strict=True))
+
+
+def newest_point(*, conn: Connection, use_case: str) -> datetime | None:
+    """When the use case's newest history point was taken, or None before its first."""
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("SELECT max(time) FROM {} WHERE use_case = %s").format(METRICS), (use_case,)
+        )
+        row = cur.fetchone()
+    return None if row is None else row[0]
 
 
 def alerted_since(

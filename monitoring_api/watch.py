@@ -15,7 +15,14 @@ from psycopg2.extensions import connection as Connection
 from pydantic import AnyHttpUrl
 
 from gits_common import errors
-from gits_common.monitoring import AlertRead, HistoryRead, MetricRead, PointRead, Thresholds
+from gits_common.monitoring import (
+    AlertRead,
+    HistoryRead,
+    MetricRead,
+    PointRead,
+    Thresholds,
+    ThresholdsUpdate,
+)
 from gits_common.postgres import Database
 from gits_common.schemas import Table, UseCase
 from monitoring_api import store
@@ -53,6 +60,8 @@ class Watch:
         self.config = config
         self.webhooks = WebhookSender(config.webhooks, timeout=config.webhook_timeout)
         self._last_seen: dict[str, str] = {}  # use case -> fingerprint of its last point's data
+        self._failed: dict[str, str] = {}  # use case -> why its last scheduled point failed
+        self.next_due: datetime | None = None  # the next scheduled pass; None: no schedule
         self.timescaledb: bool | None = None
 
     def prepare(self) -> bool:
@@ -77,17 +86,21 @@ class Watch:
         found = await self._run(lambda conn: store.select_thresholds(conn=conn, use_case=name))
         return self.config.defaults if found is None else Thresholds.model_validate(found)
 
-    async def set_thresholds(self, name: str, limits: Thresholds) -> Thresholds:
-        """Replace a use case's thresholds; `InvalidInput` for a webhook URL alerts may
-        not be sent to (monitoring_api.webhooks says which)."""
+    async def set_thresholds(self, name: str, change: ThresholdsUpdate) -> Thresholds:
+        """Set the thresholds the change gives (null turns a check off) and keep the
+        others; the new thresholds. `InvalidInput` for a webhook URL alerts may not be
+        sent to (monitoring_api.webhooks says which)."""
         await self.sources.use_case(name)
-        if limits.webhook_url is not None:
-            await self._check_webhook(str(limits.webhook_url))
-        stored = limits.model_dump(mode="json")
-        await self._run(
-            lambda conn: store.save_thresholds(conn=conn, use_case=name, thresholds=stored)
+        if change.webhook_url is not None:
+            await self._check_webhook(str(change.webhook_url))
+        changes = change.model_dump(mode="json", include=change.model_fields_set)
+        defaults = self.config.defaults.model_dump(mode="json")
+        stored = await self._run(
+            lambda conn: store.merge_thresholds(
+                conn=conn, use_case=name, defaults=defaults, changes=changes
+            )
         )
-        return limits
+        return Thresholds.model_validate(stored)
 
     async def _check_webhook(self, url: str) -> None:
         try:
@@ -102,13 +115,52 @@ class Watch:
     async def history(
         self, name: str, *, start: datetime | None, end: datetime | None, metric: str | None
     ) -> HistoryRead:
-        """The stored values of a use case, oldest first (the newest 100,000 at most)."""
+        """The stored values of a use case, oldest first (the newest 100,000 at most),
+        and when there is none, why."""
         found = await self._run(
             lambda conn: store.select_metrics(
                 conn=conn, use_case=name, start=start, end=end, metric=metric, limit=100_000
             )
         )
-        return HistoryRead(use_case=name, values=[MetricRead(**row) for row in found])
+        reason = None if found else await self._why_empty(name)
+        return HistoryRead(
+            use_case=name, values=[MetricRead(**row) for row in found], reason=reason
+        )
+
+    async def _why_empty(self, name: str) -> str:
+        """Why no value was found: all are outside the range asked for, or the rows are
+        too few for a point (counted now), or the last scheduled point failed, or none
+        was taken yet."""
+        newest = await self._run(lambda conn: store.newest_point(conn=conn, use_case=name))
+        if newest is not None:
+            return (
+                "no value matches start, end and metric; the newest history point was "
+                f"taken at {newest.astimezone(UTC).isoformat()}"
+            )
+        try:
+            use_case = await self.sources.use_case(name)
+            window = await self._window(use_case)
+            too_few = self._too_few_production(window)
+            if too_few is None:
+                too_few = self._too_few_training(await self._reference(use_case, window))
+        except errors.Unavailable as exc:
+            return f"no history point yet, and its rows cannot be counted now: {exc.detail}"
+        return too_few or self._not_yet(name)
+
+    def _not_yet(self, name: str) -> str:
+        """Why a use case with rows enough has no point: its last scheduled one failed,
+        or none is scheduled, or the next is not due yet."""
+        if name in self._failed:
+            return f"no history point yet: the last scheduled one failed {self._failed[name]}"
+        if self.next_due is None:
+            return (
+                "no history point yet, and none is scheduled (MONITORING_INTERVAL_SECONDS is "
+                f"0): POST /monitoring_api/use_cases/{name}/history/run takes one"
+            )
+        return (
+            "no history point yet: the next scheduled one is due at "
+            f"{self.next_due.isoformat()} (MONITORING_INTERVAL_SECONDS)"
+        )
 
     async def alerts(self, name: str, *, since: datetime | None) -> list[AlertRead]:
         """A use case's alerts, oldest first (the newest 10,000 at most)."""
@@ -126,6 +178,7 @@ class Watch:
     async def run_forever(self, interval: float) -> None:
         """Take a point of every use case with production rows, every `interval` seconds."""
         while True:
+            self.next_due = datetime.now(UTC) + timedelta(seconds=interval)
             await asyncio.sleep(interval)
             await self.tick()
 
@@ -137,24 +190,36 @@ class Watch:
             log.warning("no history points this time: %s", exc.detail)
             return
         for use_case in use_cases:
-            try:
-                await self._point(use_case, only_if_changed=True)
-            except errors.InvalidInput as exc:
-                log.debug("no history point for %s: %s", use_case.name, exc.detail)
-            except errors.GitsError as exc:
-                log.warning("history point of %s failed: %s", use_case.name, exc.detail)
-            except Exception:  # the loop must outlive any one use case's surprise
-                log.exception("history point of %s failed", use_case.name)
+            started = datetime.now(UTC)
+            failure = await self._scheduled_point(use_case)
+            if failure is None:
+                self._failed.pop(use_case.name, None)
+            else:
+                self._failed[use_case.name] = f"at {started.isoformat()}: {failure}"
+
+    async def _scheduled_point(self, use_case: UseCase) -> str | None:
+        """Take a point if the data changed; why it failed, or None."""
+        try:
+            await self._point(use_case, only_if_changed=True)
+        except errors.InvalidInput as exc:
+            log.debug("no history point for %s: %s", use_case.name, exc.detail)
+            return exc.detail
+        except errors.GitsError as exc:
+            log.warning("history point of %s failed: %s", use_case.name, exc.detail)
+            return exc.detail
+        except Exception as exc:  # the loop must outlive any one use case's surprise
+            log.exception("history point of %s failed", use_case.name)
+            return repr(exc)
+        return None
 
     async def _point(self, use_case: UseCase, *, only_if_changed: bool) -> PointRead | None:
-        window = await self.sources.production(use_case, WindowQuery(last=self.config.window_rows))
-        self._check_rows(window, "production rows")
+        window = await self._window(use_case)
+        _refuse(self._too_few_production(window))
         seen = await asyncio.to_thread(fingerprint, window.frame)
         if only_if_changed and self._last_seen.get(use_case.name) == seen:
             return None  # no new rows or labels since the last point: do not repeat it
-        reference = await self.sources.reference(use_case, Table.training)
-        reference = before(use_case, reference, window)
-        self._check_rows(reference, "training rows")
+        reference = await self._reference(use_case, window)
+        _refuse(self._too_few_training(reference))
         predictions = await self._reference_predictions(use_case, window, reference)
         point = await asyncio.to_thread(
             compute,
@@ -188,12 +253,37 @@ class Watch:
         )
         return list(await asyncio.gather(*(self._deliver(a, limits.webhook_url) for a in alerts)))
 
-    def _check_rows(self, found: Window, what: str) -> None:
-        if found.rows < self.config.min_rows:
-            raise errors.InvalidInput(
-                f"too little data: {found.rows} {what}, a history point needs at least "
-                f"{self.config.min_rows} (MONITORING_MIN_WINDOW_ROWS)"
-            )
+    async def _window(self, use_case: UseCase) -> Window:
+        """The production rows a history point looks at: the newest few."""
+        return await self.sources.production(use_case, WindowQuery(last=self.config.window_rows))
+
+    async def _reference(self, use_case: UseCase, window: Window) -> Window:
+        """What a history point compares the window with: the training table's newest
+        rows, of those only the ones older than the window."""
+        return before(use_case, await self.sources.reference(use_case, Table.training), window)
+
+    def _too_few_production(self, window: Window) -> str | None:
+        return self._too_few(
+            window.rows,
+            f"production rows in the window (the newest {self.config.window_rows} at most, "
+            "MONITORING_WINDOW_ROWS)",
+        )
+
+    def _too_few_training(self, reference: Window) -> str | None:
+        return self._too_few(
+            reference.rows,
+            "training rows older than the window's first production row, of the training "
+            f"table's newest {self.sources.reference_rows} (MONITORING_REFERENCE_ROWS)",
+        )
+
+    def _too_few(self, rows: int, what: str) -> str | None:
+        """Why `rows` are too few for a history point, or None when they are enough."""
+        if rows >= self.config.min_rows:
+            return None
+        return (
+            f"too little data: {rows} {what}; a history point needs at least "
+            f"{self.config.min_rows} (MONITORING_MIN_WINDOW_ROWS)"
+        )
 
     async def _reference_predictions(
         self, use_case: UseCase, window: Window, reference: Window
@@ -264,3 +354,9 @@ class Watch:
     async def close(self) -> None:
         """Close the webhook client."""
         await self.webhooks.close()
+
+
+def _refuse(too_few: str | None) -> None:
+    """`InvalidInput` with the reason, when there is one."""
+    if too_few is not None:
+        raise errors.InvalidInput(too_few)

@@ -12,7 +12,7 @@ from typing import Any
 from gits_common import errors
 from gits_common.clients import MlDataClient, QueueManagerClient
 from gits_common.postgres import Database
-from gits_common.registry import ServiceRead
+from gits_common.registry import AlgorithmRead, ServiceRead, model_label
 from gits_ml import modeling
 from retraining_api import store
 from retraining_api.artifacts import Artifacts
@@ -42,26 +42,19 @@ class Promoter:
             raise errors.Conflict(f"job {job_id} has no service to promote its challenger to")
         async with self._locks[service]:
             job = await self._job(job_id)  # another promotion may have won the lock first
-            # Reading a challenger file (up to tens of MB) must not hold up the event loop.
-            content = await asyncio.to_thread(self._promotable, job, by_the_job=by_the_job)
+            _check_promotable(job, by_the_job=by_the_job)
             current = await self.qm.service(service)
-            use_case = await self.ml_data.use_case(job.use_case)
             name = current.algorithm_name
-            record = await self.qm.upload_algorithm(
-                name=name,
-                content=content,
-                use_case=use_case,
-                description=_description(job),
-                uploaded_by=requested_by,
-                sha256=modeling.sha256(content),
-            )
-            await self._bind(current, name, record.version, requested_by)
+            version = _registered_version(job, name)
+            if version is None:
+                version = (await self._upload(job, name, requested_by)).version
+            await self._bind(current, name, version, requested_by)
             promotion = await self._record(
                 action="promote",
                 service=service,
                 use_case=job.use_case,
                 from_version=current.model_label,
-                to_version=record.label,
+                to_version=model_label(name, version),
                 job_id=job.id,
                 requested_by=requested_by,
                 metrics=_metrics(job),
@@ -71,6 +64,43 @@ class Promoter:
                 self.db.run, lambda conn: store.merge_result(conn=conn, job_id=job_id, patch=patch)
             )
             return promotion
+
+    async def register(
+        self, job_id: int, requested_by: str, algorithm_name: str | None
+    ) -> AlgorithmRead:
+        """Register a finished job's challenger as the next version of `algorithm_name`
+        (default: its service's algorithm, else an algorithm named after the use case),
+        binding nothing. Raises `Conflict` for a job not finished, already registered or
+        promoted, or whose file is gone; `NotFound` for an unknown job."""
+        async with self._locks[f"job {job_id}"]:
+            job = await self._job(job_id)
+            _check_promotable(job, by_the_job=False)
+            if job.result and job.result.get("registered"):
+                done = job.result["registered"]["label"]
+                raise errors.Conflict(f"job {job_id}'s challenger was already registered as {done}")
+            if algorithm_name is None and job.service is not None:
+                algorithm_name = (await self.qm.service(job.service)).algorithm_name
+            record = await self._upload(job, algorithm_name or job.use_case, requested_by)
+            registered = {"name": record.name, "version": record.version, "label": record.label}
+            patch = {"registered": registered}
+            await asyncio.to_thread(
+                self.db.run, lambda conn: store.merge_result(conn=conn, job_id=job_id, patch=patch)
+            )
+            return record
+
+    async def _upload(self, job: JobRead, name: str, requested_by: str) -> AlgorithmRead:
+        """The job's challenger uploaded to queue_manager as the next version of `name`."""
+        # Reading a challenger file (up to tens of MB) must not hold up the event loop.
+        content = await asyncio.to_thread(self._challenger, job)
+        use_case = await self.ml_data.use_case(job.use_case)
+        return await self.qm.upload_algorithm(
+            name=name,
+            content=content,
+            use_case=use_case,
+            description=_description(job),
+            uploaded_by=requested_by,
+            sha256=modeling.sha256(content),
+        )
 
     async def rollback(self, service: str, requested_by: str) -> PromotionRead:
         """Bind the service back to the version its newest promotion replaced."""
@@ -108,15 +138,7 @@ class Promoter:
             raise errors.NotFound(f"no retraining job {job_id}")
         return job
 
-    def _promotable(self, job: JobRead, *, by_the_job: bool) -> bytes:
-        if job.status is not JobStatus.finished and not by_the_job:
-            raise errors.Conflict(
-                f"job {job.id} is {job.status.value}: only a finished job's challenger can be "
-                "promoted"
-            )
-        if job.result and job.result.get("promotion"):
-            done = job.result["promotion"]["to_version"]
-            raise errors.Conflict(f"job {job.id}'s challenger was already promoted as {done}")
+    def _challenger(self, job: JobRead) -> bytes:
         path = self.artifacts.challenger(job.id)
         if not path.exists():
             raise errors.Conflict(f"job {job.id}'s challenger file is gone from {path}")
@@ -136,6 +158,24 @@ class Promoter:
         return await asyncio.to_thread(
             self.db.run, lambda conn: store.insert_promotion(conn=conn, **fields)
         )
+
+
+def _check_promotable(job: JobRead, *, by_the_job: bool) -> None:
+    """Conflict unless the job finished (or is auto-promoting) and was not promoted."""
+    if job.status is not JobStatus.finished and not by_the_job:
+        raise errors.Conflict(
+            f"job {job.id} is {job.status.value}: only a finished job's challenger can be "
+            "promoted or registered"
+        )
+    if job.result and job.result.get("promotion"):
+        done = job.result["promotion"]["to_version"]
+        raise errors.Conflict(f"job {job.id}'s challenger was already promoted as {done}")
+
+
+def _registered_version(job: JobRead, name: str) -> int | None:
+    """The version the job's challenger was registered as under `name`, if it was."""
+    registered = (job.result or {}).get("registered") or {}
+    return int(registered["version"]) if registered.get("name") == name else None
 
 
 def _description(job: JobRead) -> str:

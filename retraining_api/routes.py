@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from gits_common import errors
 from gits_common.http import error_responses, role
+from gits_common.registry import AlgorithmRead
 from gits_common.schemas import Table, UseCaseName
 from gits_common.settings import Role
 from retraining_api.schemas import (
@@ -20,6 +21,7 @@ from retraining_api.schemas import (
     JobStatus,
     Name,
     PromotionRead,
+    RegistrationCreate,
     RetrainingCreate,
 )
 from retraining_api.service import RetrainingService
@@ -56,6 +58,13 @@ EXPLAINER_EXAMPLES = {
     }
 }
 ACTOR_EXAMPLES = {"someone": {"summary": "Who asks", "value": {"requested_by": "postman"}}}
+REGISTRATION_EXAMPLES = {
+    "default name": {"summary": "As the service's algorithm", "value": {"requested_by": "postman"}},
+    "named": {
+        "summary": "As a version of a named algorithm",
+        "value": {"requested_by": "postman", "algorithm_name": "diabetes"},
+    },
+}
 HTML: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "The dashboard page"}
 }
@@ -134,6 +143,29 @@ async def promote(
     """Register the job's challenger as the next version of the service's algorithm in
     queue_manager and bind the service to it; workers swap models without a restart."""
     return await service(request).promote(job_id, actor.requested_by)
+
+
+@router.post(
+    "/jobs/{job_id}/register",
+    response_model=AlgorithmRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        {
+            errors.Conflict: "The job has no challenger, or it was registered or promoted",
+            **DEPENDENCIES,
+        }
+    ),
+    openapi_extra=role(Role.admin),
+)
+async def register(
+    job_id: JobIdPath,
+    request: Request,
+    body: Annotated[RegistrationCreate, Body(openapi_examples=REGISTRATION_EXAMPLES)],
+) -> AlgorithmRead:
+    """Register the job's challenger in queue_manager as the next version of an algorithm,
+    binding no service (`gits train` without a service to promote to); bind it with
+    queue_manager's `PUT /services/{name}`."""
+    return await service(request).register(job_id, body.requested_by, body.algorithm_name)
 
 
 # --- Services and promotion history ---

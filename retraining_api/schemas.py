@@ -111,6 +111,18 @@ class Actor(BaseModel):
     requested_by: Text = "api"
 
 
+class RegistrationCreate(Actor):
+    """Register a job's challenger as a new algorithm version, binding nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm_name: Name | None = Field(
+        default=None,
+        description="The algorithm it becomes a version of; default: the job's service's "
+        "algorithm, else one named after the use case",
+    )
+
+
 # The original's order of a result block; PostgreSQL's jsonb keeps keys in its own order.
 RESULT_ORDER = (
     "id", "Model", "MAE", "MSE", "RMSE", "R2", "RMSLE", "MAPE",

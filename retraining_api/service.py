@@ -15,6 +15,7 @@ from psycopg2.extensions import connection as Connection
 from gits_common import errors
 from gits_common.clients import MlDataClient, QueueManagerClient
 from gits_common.postgres import Database
+from gits_common.registry import AlgorithmRead
 from gits_common.schemas import Table, Task, UseCase
 from retraining_api import datasets, store, training
 from retraining_api.artifacts import Artifacts
@@ -161,6 +162,12 @@ class RetrainingService:
     async def promote(self, job_id: int, requested_by: str) -> PromotionRead:
         """Promote a finished job's challenger."""
         return await self.promoter.promote(job_id, requested_by)
+
+    async def register(
+        self, job_id: int, requested_by: str, algorithm_name: str | None
+    ) -> AlgorithmRead:
+        """Register a finished job's challenger as a new algorithm version, unbound."""
+        return await self.promoter.register(job_id, requested_by, algorithm_name)
 
     async def rollback(self, service: str, requested_by: str) -> PromotionRead:
         """Undo the service's newest promotion."""

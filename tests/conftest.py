@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import os
 import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -40,6 +42,18 @@ TOKENS = {
 for _role, _token in TOKENS.items():
     os.environ[f"GITS_{_role.upper()}_TOKEN"] = _token
 os.environ["LOG_LEVEL"] = "WARNING"
+
+
+# One test run at a time on a machine: runs share the test database (a run empties it
+# when it starts) and the broker (a run deletes the test queues earlier runs left). A
+# second run waits here for the first to end; the lock goes with the process (a POSIX
+# record lock: a child the run forks does not inherit it, so none can outlive it holding it).
+_RUN_LOCK = open(os.path.join(tempfile.gettempdir(), "gits-tests.lock"), "w")  # noqa: SIM115
+try:
+    fcntl.lockf(_RUN_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:  # EAGAIN or EACCES: another run holds it
+    print("another GITS test run is under way on this machine; waiting for it to end")
+    fcntl.lockf(_RUN_LOCK, fcntl.LOCK_EX)
 
 
 def need_server(what: str, error: Exception) -> None:
@@ -243,8 +257,8 @@ def free_port() -> int:
 class LiveServer:
     """An ASGI app served by uvicorn on a real port, in a background thread."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")

@@ -125,6 +125,10 @@ class ModelCache:
                 f"{service.algorithm_version}, which is gone; rebind it"
             )
         key = (service.algorithm_name, service.resolved_version, service.sha256)
+        # The binding was looked at again because it changed (a rebind, a promotion, a
+        # rollback, even to the version in use): queue_manager forgot the workers' word
+        # on the version then, so the next prediction says it again.
+        self._reported.pop(key[:2], None)
         if self._model is not None and key == (
             self._model.algorithm,
             self._model.version,

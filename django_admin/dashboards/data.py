@@ -172,15 +172,23 @@ def dead_letters(service: str) -> int | None:
     return dead_letter_count(settings.GITS_AMQP_URL, dead_letter_queue(service))
 
 
-def history(name: str, *, window: timedelta) -> pd.DataFrame:
-    """The use case's monitoring history within `window`: time, metric, feature (None
-    for use-case-wide metrics) and value, oldest first."""
+@dataclass(frozen=True)
+class History:
+    """A use case's monitoring history: time, metric, feature (None for use-case-wide
+    metrics) and value, oldest first; and when it is empty, monitoring_api's reason."""
+
+    values: pd.DataFrame
+    reason: str | None
+
+
+def history(name: str, *, window: timedelta) -> History:
+    """The use case's monitoring history within `window`, or why it has none."""
     params = {"start": (now() - window).isoformat()}
     path = f"/monitoring_api/use_cases/{name}/history"
-    values = client("monitoring_api").request("GET", path, params=params)["values"]
-    frame = pd.DataFrame(values, columns=["time", "metric", "feature", "value"])
+    found = client("monitoring_api").request("GET", path, params=params)
+    frame = pd.DataFrame(found["values"], columns=["time", "metric", "feature", "value"])
     frame["time"] = _times(frame["time"])
-    return frame
+    return History(frame, found.get("reason"))
 
 
 def drift_share_threshold(name: str) -> float | None:

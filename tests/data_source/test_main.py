@@ -9,18 +9,29 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
+import pytest
 
 from data_source import __main__ as data_source_main
 from data_source.settings import Settings
 from gits_common.amqp import declare_sensor_exchange
-from gits_ml.demo import DemoConfig
+from gits_ml.demo import DemoConfig, generate
 from tests.tcp_proxy import TcpProxy
 
 DEMO = DemoConfig(history_hours=100, production_minutes=50)
 
 
 def settings_for(amqp_url: str) -> Settings:
-    return Settings(amqp_url=amqp_url, routing_key="rk", rate=0.5, count=0, demo=DEMO)
+    return Settings(
+        amqp_url=amqp_url,
+        routing_key="rk",
+        rate=0.5,
+        count=0,
+        demo=DEMO,
+        use_case="product_quality",
+        csv=None,
+        ml_data_api_url="http://127.0.0.1:9",
+        api_token="unused",
+    )
 
 
 def test_left_out_options_come_from_the_settings_and_given_ones_win():
@@ -76,3 +87,62 @@ def test_an_unreachable_broker_is_retried_and_every_message_published_once_it_is
     assert (sent, queued) == (5, 5)
     retries = [r.getMessage() for r in caplog.records if "cannot publish" in r.getMessage()]
     assert len(retries) == 1  # two failed tries or more, said once
+
+
+class FakeMlData:
+    """ml_data_api as data_source asks it: one use case's definition."""
+
+    def __init__(self, *_: object) -> None:
+        pass
+
+    async def use_case(self, name: str):
+        from gits_ml.demo import PRODUCT_QUALITY
+
+        if name != PRODUCT_QUALITY.name:
+            from gits_common import errors
+
+            raise errors.NotFound(f"no use case {name}")
+        return PRODUCT_QUALITY
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_csv_file_is_published_with_its_own_ids_and_values(monkeypatch, tmp_path):
+    from gits_ml.demo import PRODUCT_QUALITY
+
+    monkeypatch.setattr(data_source_main, "MlDataClient", FakeMlData)
+    rows = generate(DEMO).production.iloc[:20][["message_id", *PRODUCT_QUALITY.feature_names]]
+    path = tmp_path / "readings.csv"
+    rows.to_csv(path, index=False)
+    args = data_source_main.with_defaults(
+        data_source_main.parse_args(["--csv", str(path), "--routing-key", "k"]),
+        settings_for("amqp://unused"),
+    )
+
+    stream = list(asyncio.run(data_source_main.stream_of(args, settings_for("amqp://unused"))))
+
+    assert [message_id for message_id, _ in stream] == rows["message_id"].tolist()
+    first = stream[0][1]
+    assert first["routing_key"] == "k" and first["use_case"] == PRODUCT_QUALITY.name
+    assert first["features"] == {f: float(rows.iloc[0][f]) for f in PRODUCT_QUALITY.feature_names}
+
+
+def test_a_use_case_without_a_file_or_a_file_that_does_not_fit_is_refused(monkeypatch, tmp_path):
+    from gits_common import errors
+
+    monkeypatch.setattr(data_source_main, "MlDataClient", FakeMlData)
+    settings = settings_for("amqp://unused")
+    no_file = data_source_main.with_defaults(
+        data_source_main.parse_args(["--use-case", "pumps"]), settings
+    )
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("a,b\n1,2\n")
+    bad_file = data_source_main.with_defaults(
+        data_source_main.parse_args(["--csv", str(wrong)]), settings
+    )
+
+    with pytest.raises(errors.InvalidInput, match="give --csv for pumps"):
+        asyncio.run(data_source_main.stream_of(no_file, settings))
+    with pytest.raises(errors.InvalidInput, match=r"wrong\.csv has no column"):
+        asyncio.run(data_source_main.stream_of(bad_file, settings))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
+from django_admin.dashboards.dash_apps import monitoring as dashboard
 from gits_common.schemas import UseCase
 from monitoring_api.app import create_app as create_monitoring_api
 from monitoring_api.settings import load_settings as monitoring_settings
@@ -114,3 +115,21 @@ def test_a_window_is_rows_or_times_not_both(browser: Client, monitoring: str, fi
     )
     assert response.status_code == 422
     assert "either the newest rows or a time window, not both" in text(response)
+
+
+def test_the_monitoring_dashboard_shows_why_there_is_no_history(
+    monitoring: str, filled: UseCase
+) -> None:
+    # Given 60 production rows, fewer than a history point needs
+    needed = monitoring_settings().min_window_rows
+    assert needed > ROWS
+
+    # When the monitoring dashboard draws the use case
+    *figures, _alerts, messages = dashboard.show_history(0, filled.name, "1 hour")
+
+    # Then its graphs say so, with monitoring_api's counts and settings
+    assert messages == []
+    for figure in figures:
+        shown = " ".join(a.text for a in figure.layout.annotations).replace("<br>", " ")
+        assert f"too little data: {ROWS} production rows in the window" in shown
+        assert f"needs at least {needed} (MONITORING_MIN_WINDOW_ROWS)" in shown

@@ -46,6 +46,7 @@ from tests.workers.conftest import (  # noqa: F401 (fixtures shared with the wor
     apis,
     model_files,
     platform,
+    queue_manager_port,
 )
 
 VHOST = config("RABBITMQ_VHOST", default="/")

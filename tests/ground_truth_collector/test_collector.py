@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gits_common.clients import MlDataClient, rows_from_frame
-from gits_common.schemas import Table
+from gits_common.schemas import Column, Table
 from gits_ml.demo import PRODUCT_QUALITY, TARGET, DemoConfig, generate
 from ground_truth_collector.collector import Collector, Cursor
-from ground_truth_collector.sources import DemoLabels
+from ground_truth_collector.sources import CsvLabels, DemoLabels, LabelSource
 from ml_data_api.app import create_app
 from ml_data_api.settings import load_settings
 from tests.conftest import LiveServer
@@ -61,12 +61,14 @@ class Stack:
         finally:
             await client.close()
 
-    def collect(self, now: datetime, *, batch_size: int = 1000) -> int:
+    def collect(
+        self, now: datetime, *, batch_size: int = 1000, source: LabelSource | None = None
+    ) -> int:
         async def go() -> int:
             async with self.client() as client:
                 collector = Collector(
                     client=client,
-                    source=DemoLabels(CONFIG),
+                    source=source or DemoLabels(CONFIG),
                     use_case=self.name,
                     time_column="timestamp",
                     cursor=Cursor(self.state),
@@ -151,3 +153,22 @@ def test_a_late_prediction_is_still_labelled(stack):
     run(insert())
     # Then the next collection labels it (it looks back GROUND_TRUTH_OVERLAP_SECONDS)
     assert stack.collect(NOW) == 1
+
+
+def test_labels_from_a_growing_csv_arrive_as_the_file_grows(stack, tmp_path):
+    # Given a lab that writes its results to a CSV, the first two so far
+    due = list(due_labels(NOW - timedelta(seconds=60)).items())
+    path = tmp_path / "lab.csv"
+    path.write_text("message_id,quality\n" + "".join(f"{m},{q}\n" for m, q in due[:2]))
+    source = CsvLabels(path, Column(name="quality"))
+
+    # When the collector runs, then again once the lab has written the rest
+    first = stack.collect(NOW, source=source)
+    with path.open("a") as file:
+        file.write("".join(f"{m},{q}\n" for m, q in due[2:]))
+    second = stack.collect(NOW, source=source)
+
+    # Then every label arrived once, on its prediction
+    assert (first, second) == (2, len(due) - 2)
+    labelled = stack.rows(Table.production, labelled=True)
+    assert {r["message_id"]: r["quality"] for r in labelled} == pytest.approx(dict(due))

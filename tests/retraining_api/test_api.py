@@ -233,3 +233,28 @@ def test_every_route_but_health_needs_the_token(retraining_url):
 
     assert httpx.get(f"{retraining_url}/retraining_api/jobs").status_code == 401
     assert httpx.get(f"{retraining_url}/health").status_code == 200
+
+
+def test_a_registered_challenger_is_a_new_version_bound_nowhere_and_promotes_as_itself(
+    loaded, retraining
+):
+    done = retrain(retraining, use_case=loaded.use_case.name, models=["dummy"], metric="MAE")
+    job = done["id"]
+
+    registered = retraining.post(f"/retraining_api/jobs/{job}/register", json={})
+    again = retraining.post(f"/retraining_api/jobs/{job}/register", json={})
+    with loaded.http("queue_manager") as qm:
+        bound = qm.get(f"/queue_manager/services/{loaded.service}").json()
+    promoted = retraining.post(f"/retraining_api/jobs/{job}/promote", json={})
+    with loaded.http("queue_manager") as qm:
+        versions = qm.get("/queue_manager/algorithms", params={"name": loaded.use_case.name}).json()
+
+    assert registered.status_code == 201, registered.text
+    # the service's algorithm by default, its next version, and no service moved
+    assert (registered.json()["name"], registered.json()["version"]) == (loaded.use_case.name, 2)
+    assert registered.json()["services"] == [] and bound["resolved_version"] == 1
+    assert again.status_code == 409 and "already registered" in again.json()["detail"]
+    # promoting it binds the version registered, without a second upload
+    assert promoted.status_code == 201, promoted.text
+    assert promoted.json()["to_version"] == f"{loaded.use_case.name}:2"
+    assert len(versions) == 2

@@ -10,7 +10,7 @@ import pytest
 from ml_data_api.app import create_app
 from ml_data_api.settings import load_settings
 from tests.conftest import LiveServer
-from tests.schemathesis.conftest import openapi_schema
+from tests.schemathesis.conftest import openapi_schema, queue_manager
 
 ROWS = "rows must fit the use case's columns, which the use case defines"
 TIMES = "times must lie in 1678-2262 (pandas) and start before end"
@@ -30,9 +30,14 @@ schema = openapi_schema(create_app(load_settings()), max_examples=40, rules=RULE
 
 @pytest.fixture(scope="module")
 def url(own_postgres) -> Iterator[str]:
-    settings = dataclasses.replace(load_settings(), postgres=own_postgres, max_batch_rows=1000)
-    with LiveServer(create_app(settings)) as server:
-        yield server.url
+    """ml_data_api, with a queue_manager to ask before it deletes a use case (one that
+    checks no upload here: nothing is uploaded)."""
+    with queue_manager("http://127.0.0.1:9") as qm_app, LiveServer(qm_app) as qm:
+        settings = dataclasses.replace(
+            load_settings(), postgres=own_postgres, max_batch_rows=1000, queue_manager_url=qm.url
+        )
+        with LiveServer(create_app(settings)) as server:
+            yield server.url
 
 
 @schema.parametrize()

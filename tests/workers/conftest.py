@@ -29,7 +29,7 @@ from ml_data_api.settings import load_settings as ml_data_api_settings
 from queue_manager.app import create_app as create_queue_manager
 from queue_manager.settings import load_settings as queue_manager_settings
 from tests.amqp_helpers import delete_service_queues
-from tests.conftest import LiveServer, private_store
+from tests.conftest import LiveServer, free_port, private_store
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = generate(DemoConfig(history_hours=800, production_minutes=3000))
@@ -45,9 +45,19 @@ def model_files() -> dict[int, bytes]:
 
 
 @pytest.fixture(scope="module")
-def ml_data_server(postgres_dsn) -> Iterator[LiveServer]:
+def queue_manager_port() -> int:
+    """The port queue_manager will answer on: ml_data_api asks it before it deletes a
+    use case, and is made first."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def ml_data_server(postgres_dsn, queue_manager_port) -> Iterator[LiveServer]:
     """ml_data_api, served on a free port."""
-    with LiveServer(create_ml_data_api(ml_data_api_settings())) as server:
+    settings = dataclasses.replace(
+        ml_data_api_settings(), queue_manager_url=f"http://127.0.0.1:{queue_manager_port}"
+    )
+    with LiveServer(create_ml_data_api(settings)) as server:
         yield server
 
 
@@ -62,9 +72,9 @@ def queue_manager_app(rabbitmq_url, ml_data_server) -> FastAPI:
 
 
 @pytest.fixture(scope="module")
-def apis(ml_data_server, queue_manager_app) -> Iterator[dict[str, str]]:
+def apis(ml_data_server, queue_manager_app, queue_manager_port) -> Iterator[dict[str, str]]:
     """ml_data_api and queue_manager, served on free ports."""
-    with LiveServer(queue_manager_app) as queue_manager:
+    with LiveServer(queue_manager_app, port=queue_manager_port) as queue_manager:
         yield {"ml_data_api": ml_data_server.url, "queue_manager": queue_manager.url}
 
 

@@ -3,10 +3,10 @@ drifted features, each feature's drift score, realised performance) and its aler
 
 from __future__ import annotations
 
+import textwrap
 from datetime import timedelta
 from typing import Any
 
-import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 from django_plotly_dash import DjangoDash
@@ -37,6 +37,7 @@ NO_HISTORY = (
     "No history point yet: monitoring_api records one every MONITORING_INTERVAL_SECONDS "
     "once MONITORING_MIN_WINDOW_ROWS production rows are there."
 )
+NO_PERFORMANCE = "No realised performance yet: it needs ground truth."
 NOTICES = ["use-cases-notice", "history-notice"]
 ALERT_COLUMNS = ("time", "metric", "feature", "value", "threshold", "delivery")
 
@@ -102,29 +103,39 @@ def show_history(_n: int | None, name: str | None, window_label: str) -> tuple[A
         return (*(message_figure(t, text) for t in titles), "", [])
     window = WINDOWS.get(window_label, timedelta(hours=1))
     try:
-        values = data.history(name, window=window)
+        found = data.history(name, window=window)
         limit = data.drift_share_threshold(name)
         raised = data.alerts(name, window=window)
     except errors.GitsError as exc:
         blank = (message_figure(t, SEE_NOTICE) for t in titles)
         return (*blank, "", [failure_text(f"Monitoring of {name} (monitoring_api)", exc)])
     return (
-        drift_share_figure(values, limit),
-        feature_drift_figure(values),
-        performance_figure(values),
+        drift_share_figure(found, limit),
+        feature_drift_figure(found),
+        performance_figure(found),
         alerts_table(raised),
         [],
     )
 
 
+def _empty(found: data.History, usual: str) -> str:
+    """What a graph without values says: monitoring_api's reason when the whole history
+    is empty, else the graph's usual sentence."""
+    if found.values.empty and found.reason:
+        # A plotly annotation does not wrap by itself.
+        return "<br>".join(textwrap.wrap(f"No history point to show: {found.reason}.", 90))
+    return usual
+
+
 add_notice(app, NOTICES)
 
 
-def drift_share_figure(values: pd.DataFrame, limit: float | None) -> go.Figure:
+def drift_share_figure(found: data.History, limit: float | None) -> go.Figure:
     """The share of drifted features over time, with the alert threshold."""
+    values = found.values
     share = values[values["metric"] == DRIFT_SHARE]
     if share.empty:
-        return message_figure("Drift share", NO_HISTORY)
+        return message_figure("Drift share", _empty(found, NO_HISTORY))
     share = downsample(share, x="time", y="value", points=POINTS_PER_LINE)
     fig = figure("Share of drifted features", yaxis={"range": [0, 1.05], "tickformat": ".0%"})
     fig.add_scatter(x=share["time"], y=share["value"], name="drift share", mode="lines+markers")
@@ -133,12 +144,13 @@ def drift_share_figure(values: pd.DataFrame, limit: float | None) -> go.Figure:
     return fig
 
 
-def feature_drift_figure(values: pd.DataFrame) -> go.Figure:
+def feature_drift_figure(found: data.History) -> go.Figure:
     """Each feature's drift score over time, as a heatmap (one row a feature), so it
     stays readable for hundreds of features."""
+    values = found.values
     scores = values[values["metric"] == DRIFT_SCORE]
     if scores.empty:
-        return message_figure("Drift score per feature", NO_HISTORY)
+        return message_figure("Drift score per feature", _empty(found, NO_HISTORY))
     grid = scores.pivot_table(index="feature", columns="time", values="value", aggfunc="last")
     grid = grid.iloc[:, -POINTS_PER_LINE:]
     fig = figure("Drift score per feature (0: as in training)")
@@ -153,13 +165,12 @@ def feature_drift_figure(values: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def performance_figure(values: pd.DataFrame) -> go.Figure:
+def performance_figure(found: data.History) -> go.Figure:
     """Realised performance metrics over time; the model's own on the reference dashed."""
+    values = found.values
     use_case_wide = values[values["feature"].isna() & (values["metric"] != DRIFT_SHARE)]
     if use_case_wide.empty:
-        return message_figure(
-            "Realised performance", "No realised performance yet: it needs ground truth."
-        )
+        return message_figure("Realised performance", _empty(found, NO_PERFORMANCE))
     fig = figure("Realised performance (on rows whose ground truth arrived)")
     for metric, part in use_case_wide.groupby("metric"):
         part = downsample(part, x="time", y="value", points=POINTS_PER_LINE)

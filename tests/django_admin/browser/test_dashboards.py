@@ -212,10 +212,11 @@ def test_data_functions_read_the_live_platform(stack: Stack) -> None:
             assert data.throughput(jobs)["per_second"].sum() > 0
             history = poll(
                 lambda: data.history(stack.use_case.name, window=monitoring.WINDOWS["1 hour"]),
-                lambda h: len(h) > 0,
+                lambda h: len(h.values) > 0,
                 timeout=60,
             )
-            assert set(history["metric"]) >= {"drift_share", "drift_score"}
+            assert set(history.values["metric"]) >= {"drift_share", "drift_score"}
+            assert history.reason is None
         finally:
             reset_clients()
 

@@ -12,6 +12,7 @@ import pytest
 from django.test import override_settings
 
 from django_admin.apis import API_NAMES, reset_clients
+from django_admin.dashboards import data
 from django_admin.dashboards.dash_apps import main, monitoring, realtime
 from django_admin.dashboards.dash_apps.common import NO_VALUE, SEE_NOTICE
 from tests.conftest import free_port
@@ -94,3 +95,37 @@ def test_predictions_are_drawn_with_the_ground_truth_that_arrived() -> None:
         "prediction (pq:2)": 5,
         "ground truth (2 arrived)": 2,
     }
+
+
+def test_an_empty_history_shows_monitoring_api_s_reason(monkeypatch) -> None:
+    # Given monitoring_api says why a use case has no history point
+    reason = (
+        "too little data: 60 production rows in the window (the newest 500 at most, "
+        "MONITORING_WINDOW_ROWS); a history point needs at least 500 (MONITORING_MIN_WINDOW_ROWS)"
+    )
+    empty = pd.DataFrame(columns=["time", "metric", "feature", "value"])
+    monkeypatch.setattr(data, "history", lambda name, window: data.History(empty, reason))
+    monkeypatch.setattr(data, "drift_share_threshold", lambda name: 0.5)
+    monkeypatch.setattr(data, "alerts", lambda name, window: [])
+
+    # When the monitoring dashboard draws it
+    *figures, _alerts, messages = monitoring.show_history(0, "pumps", "1 hour")
+
+    # Then every graph says that reason where its lines would be
+    assert messages == []
+    for figure in figures:
+        assert f"No history point to show: {reason}." == annotation(figure).replace("<br>", " ")
+
+
+def test_a_history_with_drift_but_no_labels_says_it_needs_ground_truth() -> None:
+    times = pd.to_datetime(["2025-03-01T00:00:00Z"] * 2)
+    values = pd.DataFrame(
+        {
+            "time": times,
+            "metric": ["drift_share", "drift_score"],
+            "feature": [None, "temp"],
+            "value": [0.0, 0.1],
+        }
+    )
+    figure = monitoring.performance_figure(data.History(values, None))
+    assert annotation(figure) == monitoring.NO_PERFORMANCE
