@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from data_source.publisher import Stream, messages, publish_reliably
-from data_source.settings import Settings, load_settings
+from data_source.settings import Settings, api_token, load_settings
 from gits_common import csv_files, errors
 from gits_common.clients import MlDataClient
 from gits_common.lifecycle import stop_on_signals
@@ -99,7 +99,7 @@ async def stream_of(args: argparse.Namespace, settings: Settings) -> Stream:
         return messages(
             production, PRODUCT_QUALITY, routing_key=args.routing_key, loop=args.loop, run=args.run
         )
-    client = MlDataClient(settings.ml_data_api_url, settings.api_token)
+    client = MlDataClient(settings.ml_data_api_url, api_token())
     try:
         use_case = await client.use_case(args.use_case)
     finally:

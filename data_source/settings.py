@@ -21,7 +21,6 @@ class Settings:
     use_case: str
     csv: Path | None
     ml_data_api_url: str
-    api_token: str
 
 
 def load_settings() -> Settings:
@@ -35,5 +34,10 @@ def load_settings() -> Settings:
         use_case=config("DATA_SOURCE_USE_CASE", default="product_quality"),
         csv=Path(csv) if (csv := config("DATA_SOURCE_CSV", default="")) else None,
         ml_data_api_url=config("ML_DATA_API_URL", default="http://127.0.0.1:8004"),
-        api_token=token(Role.runtime),
     )
+
+
+def api_token() -> str:
+    """The runtime role's token, read only when a CSV's use case is asked of ml_data_api:
+    the demo's stream needs no token (compose gives data_source none)."""
+    return token(Role.runtime)

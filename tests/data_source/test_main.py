@@ -30,7 +30,6 @@ def settings_for(amqp_url: str) -> Settings:
         use_case="product_quality",
         csv=None,
         ml_data_api_url="http://127.0.0.1:9",
-        api_token="unused",
     )
 
 

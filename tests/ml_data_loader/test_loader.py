@@ -115,11 +115,16 @@ def test_loader_reports_a_csv_that_does_not_fit_the_use_case(
         time_column="t",
     )
     (tmp_path / "uc.json").write_text(use_case.model_dump_json())
-    (tmp_path / "train.csv").write_text("t,x,y,z\n2025-01-01,1.0,2.0,3.0\n")
+    (tmp_path / "train.csv").write_text("t,y,z\n2025-01-01,2.0,3.0\n")  # no x
+    (tmp_path / "test.csv").write_text("t,x,y\n2025-01-01,abc,2.0\n")
 
     code = main(
         ["--use-case", str(tmp_path / "uc.json"), "--training", str(tmp_path / "train.csv")]
     )
+    bad_value = main(
+        ["--use-case", str(tmp_path / "uc.json"), "--testing", str(tmp_path / "test.csv")]
+    )
 
-    assert code == 1
-    assert "unknown column 'z'" in caplog.text
+    assert code == 1 and bad_value == 1
+    assert "train.csv has no column 'x' (it has t, y, z)" in caplog.text
+    assert "test.csv, line 2: x 'abc' is not a valid value" in caplog.text

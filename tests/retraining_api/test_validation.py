@@ -28,6 +28,7 @@ NAMES = {
     "service": NAME_PATTERN,
     "name": NAME_PATTERN,
     "model_name": NAME_PATTERN,
+    "algorithm_name": NAME_PATTERN,
 }
 TABLES = {"data", "evaluate_on"}
 IDS = {"job_id", "model_version"}
@@ -40,6 +41,7 @@ VALID: dict[str, Any] = {
     "service": "no_such_service",
     "name": "no_such_service",
     "model_name": "no_such_model",
+    "algorithm_name": "no_such_algorithm",
     "job_id": 999_999_999,
     "data": "testing",
     "evaluate_on": "testing",
@@ -48,6 +50,7 @@ BODIES: dict[str, dict[str, Any]] = {  # a valid body of each kind
     "RetrainingCreate": {"use_case": VALID["use_case"]},
     "ExplainerCreate": {"model_name": VALID["model_name"]},
     "Actor": {},
+    "RegistrationCreate": {},
 }
 BAD: dict[str, list[Any]] = {
     "name": ["", "a" * 101, "ab\x00c", "a b", "../etc", "name\n", "émile", "-x", "x;drop"],
