@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -37,6 +33,7 @@ from gits_ml import modeling
 from gits_ml.demo import PRODUCT_QUALITY, generate
 from tests.amqp_helpers import delete_service_queues, publish
 from tests.conftest import QM_SCHEMA_PREFIX, free_port, need_server
+from tests.live_platform import Platform
 
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -75,74 +72,23 @@ PLATFORM_ENV = {
 }
 
 
-@dataclass
-class Stack:
-    """The running slice: where each service answers, and its processes' logs."""
+@dataclass(kw_only=True)
+class Stack(Platform):
+    """The running slice: where each service answers, the slice's names, and its
+    processes' logs (`tests.live_platform.Platform` runs the processes)."""
 
-    urls: dict[str, str]
     token: str
     amqp_url: str
     use_case: UseCase
     service: str
     routing_key: str
-    env: dict[str, str]
     idle_use_case: UseCase
     idle_service: str
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    logs: dict[str, IO[bytes]] = field(default_factory=dict)
-
-    def start(self, name: str, *args: str, **env: str) -> None:
-        """Run `python -m <args>` as a named process with the slice's environment."""
-        # A file, not a pipe: nobody reads a pipe while the process runs, and a full one
-        # would block it.
-        log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop_all)
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", *args], cwd=ROOT, stderr=log, stdout=log, env={**self.env, **env}
-        )
-        self.logs[name] = log
-
-    def log_of(self, name: str) -> str:
-        """What a process has written so far."""
-        log = self.logs[name]
-        log.seek(0)
-        return log.read().decode(errors="replace")
-
-    def wait_until_up(self, name: str, url: str, *, seconds: float = 90) -> None:
-        """Poll `url` until it answers below 500; fail with the process's log if it exits."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            process = self.processes[name]
-            if process.poll() is not None:
-                pytest.fail(
-                    f"{name} exited with {process.returncode}:\n{self.log_of(name)[-3000:]}"
-                )
-            try:
-                if httpx.get(url, timeout=2).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"{name} did not answer at {url} in {seconds}s:\n{self.log_of(name)[-3000:]}")
 
     def http(self, api: str) -> httpx.Client:
         """A client of one API, with the bearer token."""
         headers = {"Authorization": f"Bearer {self.token}"}
         return httpx.Client(base_url=self.urls[api], timeout=60, headers=headers)
-
-    def stop_all(self) -> None:
-        """Stop every process (SIGTERM, then SIGKILL) and print the logs of any that
-        failed, for pytest to show."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for name, process in self.processes.items():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            print(f"--- {name} (exit {process.returncode}) ---\n{self.log_of(name)[-2000:]}")
-            self.logs[name].close()
 
 
 def seed(stack: Stack, model: bytes) -> None:
