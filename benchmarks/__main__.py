@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from benchmarks import (
+    anomaly_detection,
     explainer_dashboards,
     ml_data_api_inserts,
     monitoring_reports,
@@ -15,6 +16,7 @@ from benchmarks import (
 )
 
 BENCHMARKS = {
+    "anomaly_detection": anomaly_detection,
     "explainer_dashboards": explainer_dashboards,
     "ml_data_api_inserts": ml_data_api_inserts,
     "monitoring_reports": monitoring_reports,

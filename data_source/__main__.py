@@ -7,6 +7,7 @@ are the demo's, or a CSV file's rows for a registered use case (`--csv`, the cod
     python -m data_source                 # DATA_SOURCE_RATE, DATA_SOURCE_COUNT from .env
     python -m data_source --rate 500      # load test
     python -m data_source --loop          # replay forever
+    python -m data_source --use-case quality_class   # another demo, on its own routing key
     python -m data_source --use-case diabetes --csv stream.csv --routing-key diabetes
 """
 
@@ -28,7 +29,8 @@ from gits_common.clients import MlDataClient
 from gits_common.lifecycle import stop_on_signals
 from gits_common.schemas import UseCase
 from gits_common.settings import configure_logging
-from gits_ml.demo import PRODUCT_QUALITY, generate
+from gits_ml.demo import PRODUCT_QUALITY
+from gits_ml.demos import DEMOS
 
 log = logging.getLogger("data_source")
 
@@ -73,11 +75,21 @@ def with_defaults(args: argparse.Namespace, settings: Settings) -> argparse.Name
             **vars(args),
             "rate": settings.rate if args.rate is None else args.rate,
             "count": settings.count if args.count is None else args.count,
-            "routing_key": args.routing_key or settings.routing_key,
+            "routing_key": args.routing_key
+            or routing_key_of(args.use_case or settings.use_case, settings),
             "use_case": args.use_case or settings.use_case,
             "csv": args.csv or settings.csv,
         }
     )
+
+
+def routing_key_of(use_case: str, settings: Settings) -> str:
+    """The routing key a use case's messages get when none is asked for: a demo's own
+    (`gits_ml.demos.DEMOS`), but DATA_SOURCE_ROUTING_KEY for product_quality and for a
+    user's use case."""
+    if use_case in DEMOS and use_case != PRODUCT_QUALITY.name:
+        return DEMOS[use_case].routing_key
+    return settings.routing_key
 
 
 def csv_stream(use_case: UseCase, path: Path, *, routing_key: str, loop: bool) -> Stream:
@@ -90,14 +102,15 @@ def csv_stream(use_case: UseCase, path: Path, *, routing_key: str, loop: bool) -
 async def stream_of(args: argparse.Namespace, settings: Settings) -> Stream:
     """The demo's readings, or the CSV file's rows for the use case ml_data_api holds."""
     if args.csv is None:
-        if args.use_case != PRODUCT_QUALITY.name:
+        demo = DEMOS.get(args.use_case)
+        if demo is None:
             raise errors.InvalidInput(
-                f"only the demo's {PRODUCT_QUALITY.name} has built-in readings; "
+                f"only the demos ({', '.join(DEMOS)}) have built-in readings; "
                 f"give --csv for {args.use_case}"
             )
-        production: pd.DataFrame = generate(settings.demo).production
+        production: pd.DataFrame = demo.generate(settings.demo).production
         return messages(
-            production, PRODUCT_QUALITY, routing_key=args.routing_key, loop=args.loop, run=args.run
+            production, demo.use_case, routing_key=args.routing_key, loop=args.loop, run=args.run
         )
     client = MlDataClient(settings.ml_data_api_url, api_token())
     try:

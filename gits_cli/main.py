@@ -416,12 +416,33 @@ def train(
     routing_key: Annotated[
         str | None, typer.Option(help="a new service's routing key; default: its name")
     ] = None,
+    tune: Annotated[
+        bool, typer.Option("--tune", help="tune the best model's hyperparameters (Optuna)")
+    ] = False,
+    trials: Annotated[
+        int | None, typer.Option(min=1, max=500, help="with --tune: at most this many")
+    ] = None,
+    tune_seconds: Annotated[
+        float | None,
+        typer.Option(min=1, max=86400, help="with --tune: stop the search after this long"),
+    ] = None,
+    ensemble: Annotated[
+        str | None, typer.Option(help="combine the best models: blend, stack, bagging, boosting")
+    ] = None,
+    fix_imbalance: Annotated[
+        bool, typer.Option("--fix-imbalance", help="balance the classes with SMOTE")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the job")] = 1800.0,
 ) -> None:
     """Compare models on the training rows and register the best as a new version.
     With --bind: a new service is created on it; an existing service's model is
     replaced only if the new one beats it on the held-out rows (the champion stays
-    otherwise, and `gits promote JOB` overrides)."""
+    otherwise, and `gits promote JOB` overrides). --tune, --ensemble and
+    --fix-imbalance are retraining_api's `tune`, `ensemble` and `fix_imbalance`: it
+    says which task each is for."""
+
+    if tune_seconds is not None and not math.isfinite(tune_seconds):
+        raise typer.BadParameter("must be a number of seconds", param_hint="--tune-seconds")
 
     async def work(platform: Platform) -> None:
         existing = await platform.service(bind) if bind else None
@@ -430,6 +451,13 @@ def train(
             body["models"] = [m.strip() for m in models.split(",") if m.strip()]
         if metric:
             body["metric"] = metric
+        if tune or trials is not None or tune_seconds is not None:
+            search = {"trials": trials, "time_budget_seconds": tune_seconds}
+            body["tune"] = {k: v for k, v in search.items() if v is not None}
+        if ensemble:
+            body["ensemble"] = ensemble
+        if fix_imbalance:
+            body["fix_imbalance"] = True
         if existing is not None:
             body |= {"service": existing.name, "auto_promote": True}
         job = await platform.start_retraining(body)
@@ -478,6 +506,21 @@ def _print_result(job: dict[str, Any]) -> None:
         label = result.get("champion") or "champion"
         table.add_row(label, str(champion.get("Model")), _number(champion.get(metric)))
     out.print(table)
+    tuning, ensemble, threshold = (result.get(k) for k in ("tuning", "ensemble", "threshold"))
+    if tuning:
+        out.print(
+            f"tuned {tuning['model']}: {tuning['trials']} trials in {tuning['seconds']:.0f} s "
+            f"(stopped by {tuning['stopped_by']}), kept the {tuning['kept']} model",
+            markup=False,
+        )
+    if ensemble:
+        members = ", ".join(map(str, ensemble["models"]))
+        out.print(f"ensemble: {ensemble['method']} of {members}", markup=False)
+    if threshold:
+        out.print(
+            f"anomaly threshold {_number(threshold['chosen'])} ({threshold['rule']})",
+            markup=False,
+        )
 
 
 def _number(value: Any) -> str:
@@ -618,6 +661,84 @@ def report(
     summary = {k: v for k, v in found.items() if not isinstance(v, dict | list)}
     for key, value in summary.items():
         out.print(f"{key}: {value}", markup=False)
+
+
+@app.command()
+def performance(
+    name: str,
+    last: Annotated[int | None, typer.Option(min=1, help="the newest N production rows")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="the whole answer as JSON")] = False,
+) -> None:
+    """Performance of the use case's model on its newest rows: estimated from the model's
+    own outputs (CBPE for classification, DLE for regression) beside the realised, once
+    labels came; for classification also the confusion matrix."""
+
+    async def work(platform: Platform) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        estimated = await platform.task_view(name, "performance/estimated", last)
+        matrix = None
+        if estimated["task"] == "classification":
+            matrix = await platform.task_view(name, "classification", last)
+        return estimated, matrix
+
+    estimated, matrix = _run(work, Role.read)
+    if json_:
+        out.print_json(json.dumps({"estimated": estimated, "classification": matrix}, default=str))
+        return
+    if estimated.get("reason"):
+        out.print(f"no estimate: {estimated['reason']}", markup=False)
+    else:
+        table = RichTable(
+            "metric", f"estimated ({estimated['method']})", "realised",
+            title=f"Performance of {name}",
+        )  # fmt: skip
+        realised = estimated.get("realised") or {}
+        for metric in estimated["metrics"]:
+            value = (estimated.get("estimated") or {}).get(metric)
+            table.add_row(metric, _number(value), _number(realised.get(metric)))
+        out.print(table)
+    if matrix is not None:
+        confusion = matrix["confusion_matrix"]
+        grid = RichTable(
+            "true \\ predicted", *map(str, confusion["labels"]), title="Confusion matrix"
+        )
+        for label, counts in zip(confusion["labels"], confusion["counts"], strict=True):
+            grid.add_row(str(label), *(f"{c:g}" for c in counts))
+        out.print(grid)
+
+
+@app.command()
+def anomalies(
+    name: str,
+    last: Annotated[int | None, typer.Option(min=1, help="the newest N production rows")] = None,
+) -> None:
+    """An anomaly use case's flagged events (their time spans), its anomaly rate against
+    the alert threshold, and the flags' realised precision and recall once labelled."""
+
+    async def work(platform: Platform) -> dict[str, Any]:
+        return await platform.task_view(name, "anomalies", last)
+
+    found = _run(work, Role.read)
+    rate, limit = found.get("anomaly_rate"), found.get("alert_threshold")
+    state = "ALERTING" if found["alerting"] else "ok"
+    out.print(
+        f"{found['flagged']} of {found['rows']} rows flagged (anomaly rate {_number(rate)}, "
+        f"alert above {_number(limit)}: {state}); threshold {_number(found.get('threshold'))}",
+        markup=False,
+    )
+    realised = found.get("realised")
+    if realised:
+        out.print(
+            f"on {realised['rows']} labelled rows: precision {_number(realised['precision'])}, "
+            f"recall {_number(realised['recall'])}, F1 {_number(realised['f1'])}",
+            markup=False,
+        )
+    table = RichTable("start", "end", "rows", "max score", title=f"Anomalies of {name}")
+    for event in found["events"][-30:]:
+        table.add_row(
+            str(event["start"])[:19], str(event["end"])[:19], str(event["rows"]),
+            _number(event.get("max_score")),
+        )  # fmt: skip
+    out.print(table)
 
 
 @app.command()

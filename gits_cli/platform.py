@@ -210,6 +210,14 @@ class Platform:
         found: dict[str, Any] = await self.monitoring.request("GET", path, params=params)
         return found
 
+    async def task_view(self, name: str, view: str, last: int | None) -> dict[str, Any]:
+        """monitoring_api's answer for a use case's task (`view`: classification,
+        anomalies, or performance/estimated) over its newest `last` rows."""
+        params = {"last": last} if last is not None else {}
+        path = f"/monitoring_api/use_cases/{quote(name)}/{view}"
+        found: dict[str, Any] = await self.monitoring.request("GET", path, params=params)
+        return found
+
     async def history(self, name: str, *, run: bool) -> dict[str, Any]:
         """The metric history (after computing a point now, with `run`)."""
         base = f"/monitoring_api/use_cases/{quote(name)}/history"

@@ -21,6 +21,9 @@ DRIFT_SHARE: Final = "drift_share"
 DRIFT_SCORE: Final = "drift_score"
 DRIFT_P_VALUE: Final = "drift_p_value"
 DRIFT_METRICS = frozenset({DRIFT_SHARE, DRIFT_SCORE, DRIFT_P_VALUE})
+# The share of an anomaly use case's predictions in a history point's window that flag
+# an anomaly (0..1); what `anomaly_rate` thresholds.
+ANOMALY_RATE: Final = "anomaly_rate"
 
 
 class ReportKind(StrEnum):
@@ -66,7 +69,15 @@ class Thresholds(BaseModel):
         default=None,
         gt=0,
         description="alert when realised MAE is this much worse (relative) than the model's "
-        "MAE on the training table, or realised accuracy this much lower",
+        "MAE on the training table, or realised accuracy (classification) or F1 of the "
+        "anomaly flags (anomaly) this much lower",
+    )
+    anomaly_rate: Float | None = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="anomaly use cases: alert when the share of flagged rows in a history "
+        "point's window is above it",
     )
     webhook_url: AnyHttpUrl | None = Field(
         default=None, description="every new alert is POSTed here as JSON"
@@ -84,6 +95,19 @@ class Thresholds(BaseModel):
             (metric, feature, value, limit)
             for metric, feature, value in values
             if (limit := limit_of.get(metric)) is not None and value >= limit
+        ]
+
+    def rate_crossings(
+        self, values: Iterable[tuple[str, str | None, float]]
+    ) -> list[tuple[str, str | None, float, float]]:
+        """The anomaly rate of one history point when it is above `anomaly_rate`, as
+        (metric, None, value, threshold); above, not at: a model flags about its
+        contamination share of normal rows, which is the limit an operator sets."""
+        limit = self.anomaly_rate
+        return [
+            (metric, feature, value, limit)
+            for metric, feature, value in values
+            if metric == ANOMALY_RATE and feature is None and limit is not None and value > limit
         ]
 
 
@@ -153,3 +177,152 @@ class PointRead(BaseModel):
     window_end: str
     values: list[MetricRead]
     alerts: list[AlertRead]
+
+
+class ModelRead(BaseModel):
+    """The model an answer used: the one a service of the use case is bound to, or why
+    there is none."""
+
+    name: str | None = Field(description="`<algorithm>:<version>`, null when none could be had")
+    reason: str | None = None
+
+
+class ClassRead(BaseModel):
+    """One class's realised precision, recall and F1 (one-vs-rest) and its true count."""
+
+    label: Any
+    precision: float
+    recall: float
+    f1: float
+    support: int = Field(description="labelled rows of the window whose true class it is")
+
+
+class ConfusionRead(BaseModel):
+    """A confusion matrix: counts[i][j] rows of true class labels[i] predicted labels[j]."""
+
+    labels: list[Any]
+    counts: list[list[float]]
+
+
+class ProbabilityDriftRead(BaseModel):
+    """Drift of the predicted probabilities: the window's against the model's on the
+    reference rows, by the method drift.choose picks for numbers."""
+
+    column: str = Field(description="positive_probability (binary) or confidence")
+    score: float
+    drifted: bool
+    method: str
+    kind: str
+    threshold: float
+    current_mean: float
+    reference_mean: float
+    current_rows: int
+    reference_rows: int
+
+
+class ClassificationRead(BaseModel):
+    """Realised classification performance on a window's labelled production rows."""
+
+    use_case: str
+    window: dict[str, Any]
+    rows: int
+    labelled_rows: int
+    classes: list[Any]
+    positive_class: Any | None = Field(
+        description="binary: the minority class of the reference table's target; null "
+        "for multiclass"
+    )
+    accuracy: float | None
+    precision: float | None = Field(description="macro over the classes")
+    recall: float | None = Field(description="macro over the classes")
+    f1: float | None = Field(description="macro over the classes")
+    roc_auc: float | None
+    roc_auc_reason: str | None = None
+    per_class: list[ClassRead]
+    confusion_matrix: ConfusionRead
+    prediction_drift: ProbabilityDriftRead | None
+    prediction_drift_reason: str | None = None
+    model: ModelRead
+
+
+class RateBucket(BaseModel):
+    """The flagged share of one time bucket's predictions."""
+
+    start: datetime
+    end: datetime
+    rows: int
+    flagged: int
+    rate: float
+
+
+class AnomalyEvent(BaseModel):
+    """Consecutive flagged rows, merged while less than `merge_seconds` apart."""
+
+    start: datetime = Field(description="time of its first flagged row")
+    end: datetime = Field(description="time of its last flagged row")
+    rows: int = Field(description="flagged rows in it")
+    max_score: float | None
+    mean_score: float | None
+
+
+class FlagQualityRead(BaseModel):
+    """Realised precision, recall and F1 of the flags (anomaly = 1) on labelled rows."""
+
+    rows: int
+    anomalies: int = Field(description="labelled rows whose truth is 1")
+    precision: float
+    recall: float
+    f1: float
+
+
+class AnomaliesRead(BaseModel):
+    """An anomaly use case's flags over a window: the rate per bucket and the events."""
+
+    use_case: str
+    window: dict[str, Any]
+    model_version: str | None = Field(description="the model that made the newest row")
+    threshold: float | None = Field(
+        description="the bound model's score threshold: a row is flagged above it"
+    )
+    model: ModelRead
+    bucket_seconds: int
+    merge_seconds: float
+    rows: int
+    flagged: int
+    anomaly_rate: float | None = Field(description="flagged / rows of the whole window")
+    alert_threshold: float | None = Field(description="the use case's anomaly_rate threshold")
+    alerting: bool = Field(description="anomaly_rate is above alert_threshold")
+    rate: list[RateBucket]
+    events: list[AnomalyEvent]
+    realised: FlagQualityRead | None = Field(description="null when no row is labelled yet")
+
+
+class EstimateBucket(BaseModel):
+    """One time bucket's estimated metrics and, where labels came, realised ones."""
+
+    start: datetime
+    end: datetime
+    rows: int
+    labelled_rows: int
+    estimated: dict[str, float | None]
+    realised: dict[str, float | None] | None
+
+
+class EstimatedRead(BaseModel):
+    """Performance estimated from the model's outputs (CBPE, DLE) beside the realised."""
+
+    use_case: str
+    task: str
+    method: Literal["CBPE", "DLE"] | None
+    reason: str | None = Field(description="why there is no estimate, else null")
+    metrics: list[str]
+    window: dict[str, Any]
+    bucket_seconds: int
+    reference: dict[str, Any] | None = Field(
+        description="the table the estimator was fitted on, its rows, and the model's "
+        "realised metrics there"
+    )
+    estimated: dict[str, float | None] | None = Field(description="of the whole window")
+    realised: dict[str, float | None] | None = Field(description="of the whole window")
+    buckets: list[EstimateBucket]
+    model: ModelRead

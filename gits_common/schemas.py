@@ -115,6 +115,12 @@ class UseCase(BaseModel):
             raise ValueError(
                 f"a regression target is a number (float or int), not {target.type.value}"
             )
+        verdicts = (ColumnType.int, ColumnType.bool)
+        if self.task is Task.anomaly and target is not None and target.type not in verdicts:
+            raise ValueError(
+                "an anomaly target is the known verdict of a row, 0/1 (int) or true/false "
+                f"(bool) with 1 or true for an anomaly, not {target.type.value}"
+            )
         return self
 
     @property

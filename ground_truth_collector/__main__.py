@@ -22,6 +22,7 @@ from gits_common.clients import MlDataClient
 from gits_common.lifecycle import log_while_waiting, pause, stop_on_signals, stop_when_stopped
 from gits_common.schemas import UseCase
 from gits_common.settings import configure_logging
+from gits_ml.demos import DEMOS
 from ground_truth_collector.collector import Collector, Cursor
 from ground_truth_collector.settings import Settings, load_settings
 from ground_truth_collector.sources import CsvLabels, DemoLabels, LabelSource, TableLabels
@@ -67,7 +68,14 @@ def label_source(settings: Settings, use_case: UseCase) -> LabelSource:
     """The label source the settings choose, checking labels against the use case's
     target. Raises `InvalidInput` for a use case without a target (nothing to label)."""
     if settings.source == "demo":
-        return DemoLabels(settings.demo)
+        demo = settings.demo_name or use_case.name
+        if demo not in DEMOS:
+            raise errors.InvalidInput(
+                f"GROUND_TRUTH_SOURCE=demo labels only the demos ({', '.join(DEMOS)}), not "
+                f"{demo!r}: set GROUND_TRUTH_SOURCE to csv or table (or GROUND_TRUTH_DEMO "
+                "to the demo whose rows the use case holds)"
+            )
+        return DemoLabels(DEMOS[demo], settings.demo)
     if use_case.target is None:
         raise errors.InvalidInput(f"use case {use_case.name!r} has no target column to label")
     if settings.source == "csv":

@@ -23,6 +23,7 @@ class Settings:
     batch_size: int
     state_dir: Path
     demo: DemoConfig
+    demo_name: str | None  # the demo whose labels source "demo" sends; None: the use case's
     source: str  # one of SOURCES
     csv_path: Path | None  # the CSV of source "csv"
     table: str | None  # the table or view of source "table"
@@ -59,6 +60,7 @@ def load_settings() -> Settings:
         batch_size=config("GROUND_TRUTH_BATCH_SIZE", default=1000, cast=int),
         state_dir=Path(config("GROUND_TRUTH_STATE_DIR", default="var/ground_truth_collector")),
         demo=demo_config(),
+        demo_name=config("GROUND_TRUTH_DEMO", default="").strip() or None,
         source=source,
         csv_path=Path(csv_path) if csv_path else None,
         table=table or None,

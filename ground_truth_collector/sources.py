@@ -19,7 +19,8 @@ from psycopg2.extensions import connection as Connection
 
 from gits_common import errors
 from gits_common.schemas import Column
-from gits_ml.demo import TARGET, DemoConfig, generate
+from gits_ml.demo import DemoConfig
+from gits_ml.demos import Demo
 from ground_truth_collector.labels import ID_COLUMN, parse_csv_labels, parse_label
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,16 @@ class LabelSource(Protocol):
 
 
 class DemoLabels:
-    """The demo's ground-truth split: the lab's quality for about one reading in
-    `ground_truth_every_minutes`. data_source sends a demo row as `<row id>~<run>`, so
-    the row id before the `~` finds the label, whichever run or replay sent it."""
+    """A demo use case's ground-truth split (`gits_ml.demos.DEMOS`): product_quality's
+    lab quality and quality_class's grade for about one reading in
+    `ground_truth_every_minutes`, sensor_anomaly's verdict for every minute. data_source
+    sends a demo row as `<row id>~<run>`, so the row id before the `~` finds the label,
+    whichever run or replay sent it."""
 
-    def __init__(self, config: DemoConfig) -> None:
-        truth = generate(config).ground_truth
-        self._labels = dict(zip(truth["message_id"], truth[TARGET].astype(float), strict=True))
+    def __init__(self, demo: Demo, config: DemoConfig) -> None:
+        truth = demo.generate(config).ground_truth
+        labels = truth[demo.target].tolist()  # plain Python values of the target's type
+        self._labels = dict(zip(truth["message_id"], labels, strict=True))
 
     def labels_for(self, message_ids: list[str]) -> dict[str, Any]:
         """The demo label of each id whose row has one."""

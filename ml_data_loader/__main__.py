@@ -1,8 +1,9 @@
-"""`python -m ml_data_loader`: load the demo use case, or any use case from CSV files,
+"""`python -m ml_data_loader`: load the demo use cases, or any use case from CSV files,
 and optionally give a service its first model.
 
-    python -m ml_data_loader                       # demo product_quality
+    python -m ml_data_loader                       # the demos (DEMO_USE_CASES: all three)
     python -m ml_data_loader --bootstrap-model     # ... and train, upload and bind a model
+    python -m ml_data_loader --demo quality_class  # one demo
     python -m ml_data_loader --use-case uc.json --training train.csv --testing test.csv
 """
 
@@ -12,15 +13,18 @@ import argparse
 import asyncio
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from gits_common import errors
 from gits_common.clients import MlDataClient, QueueManagerClient
 from gits_common.errors import GitsError
 from gits_common.schemas import Table, UseCase
 from gits_common.settings import configure_logging
 from gits_ml.demo import PRODUCT_QUALITY
+from gits_ml.demos import DEMOS
 from ml_data_loader.bootstrap import bootstrap_model
 from ml_data_loader.loader import demo_splits, load, read_csv
 from ml_data_loader.settings import Settings, load_settings
@@ -45,6 +49,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="SECONDS",
         help="wait this long for the APIs to come up",
     )
+    parser.add_argument(
+        "--demo",
+        action="append",
+        choices=list(DEMOS),
+        help="load this demo use case (repeat for more; default DEMO_USE_CASES)",
+    )
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument(
         "--bootstrap-model",
@@ -54,40 +64,75 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.use_case is None and (args.training or args.testing):
         parser.error("--training and --testing need --use-case")
+    if args.use_case is not None and args.demo:
+        parser.error("--demo and --use-case exclude each other")
     if args.bootstrap_model and args.use_case is not None and args.training is None:
         parser.error("--bootstrap-model needs --training data to train on")
     return args
 
 
-def splits_of(
-    args: argparse.Namespace, settings: Settings
-) -> tuple[UseCase, dict[Table, pd.DataFrame]]:
-    """The use case and the frames to load, from the options."""
-    if args.use_case is None:
-        return PRODUCT_QUALITY, demo_splits(settings.demo_seed)
-    use_case = UseCase.model_validate_json(args.use_case.read_text())
-    paths = {Table.training: args.training, Table.testing: args.testing}
-    return use_case, {t: read_csv(use_case, p) for t, p in paths.items() if p is not None}
+@dataclass(frozen=True)
+class Loading:
+    """One use case to load, and the service its first model is bound to."""
+
+    use_case: UseCase
+    splits: dict[Table, pd.DataFrame]
+    service: str
+    routing_key: str
+
+
+def loadings(args: argparse.Namespace, settings: Settings) -> list[Loading]:
+    """What the options ask to load: the use case of --use-case with its CSV files, or
+    the demos (--demo, else DEMO_USE_CASES). Raises `errors.InvalidInput` for a demo name
+    DEMO_USE_CASES gives that is not one."""
+    if args.use_case is not None:
+        use_case = UseCase.model_validate_json(args.use_case.read_text())
+        paths = {Table.training: args.training, Table.testing: args.testing}
+        splits = {t: read_csv(use_case, p) for t, p in paths.items() if p is not None}
+        return [
+            Loading(use_case, splits, settings.bootstrap_service, settings.bootstrap_routing_key)
+        ]
+    names = args.demo or settings.demo_use_cases
+    unknown = sorted(set(names) - set(DEMOS))
+    if unknown:
+        raise errors.InvalidInput(
+            f"DEMO_USE_CASES names {unknown}; the demos are {', '.join(DEMOS)}"
+        )
+    out = []
+    for name in dict.fromkeys(names):
+        demo = DEMOS[name]
+        own = name == PRODUCT_QUALITY.name  # DEMO_SERVICE and DEMO_ROUTING_KEY are its
+        out.append(
+            Loading(
+                demo.use_case,
+                demo_splits(settings.demo_seed, name),
+                settings.bootstrap_service if own else demo.service,
+                settings.bootstrap_routing_key if own else demo.routing_key,
+            )
+        )
+    return out
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> None:
-    """Load the data, then bootstrap the model if asked."""
+    """Load the data, then bootstrap each model if asked."""
     ml_data = MlDataClient(settings.ml_data_api_url, settings.api_token)
     queue_manager = QueueManagerClient(settings.queue_manager_url, settings.api_token)
     try:
         await ml_data.wait_until_up(args.wait)
-        use_case, splits = splits_of(args, settings)
-        await load(ml_data, use_case, splits, batch_size=args.batch_size)
-        log.info("row counts now: %s", await ml_data.counts(use_case.name))
-        if args.bootstrap_model:
-            await queue_manager.wait_until_up(args.wait)
-            await bootstrap_model(
-                queue_manager,
-                use_case,
-                splits[Table.training],
-                service=settings.bootstrap_service,
-                routing_key=settings.bootstrap_routing_key,
-            )
+        for loading in loadings(args, settings):
+            use_case = loading.use_case
+            await load(ml_data, use_case, loading.splits, batch_size=args.batch_size)
+            log.info("row counts now: %s", await ml_data.counts(use_case.name))
+            if args.bootstrap_model:
+                await queue_manager.wait_until_up(args.wait)
+                await bootstrap_model(
+                    queue_manager,
+                    use_case,
+                    loading.splits[Table.training],
+                    service=loading.service,
+                    routing_key=loading.routing_key,
+                    evaluation=loading.splits.get(Table.testing),
+                )
     finally:
         await ml_data.close()
         await queue_manager.close()

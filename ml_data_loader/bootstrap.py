@@ -11,7 +11,7 @@ import pandas as pd
 from gits_common import errors
 from gits_common.clients import QueueManagerClient
 from gits_common.registry import ServiceRead
-from gits_common.schemas import UseCase
+from gits_common.schemas import Task, UseCase
 from gits_ml import modeling
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,12 @@ async def bootstrap_model(
     *,
     service: str,
     routing_key: str,
+    evaluation: pd.DataFrame | None = None,
 ) -> ServiceRead:
-    """The service's binding: the existing one, or a fresh model bound to it."""
+    """The service's binding: the existing one, or a fresh model bound to it. A
+    classifier is trained with PyCaret's `fix_imbalance` (SMOTE from imbalanced-learn:
+    a rare class is what a plant cares about); an anomaly model gets its score threshold
+    chosen on the labelled `evaluation` rows (`modeling.train`), when given."""
     try:
         existing = await queue_manager.service(service)
         log.info(
@@ -38,7 +42,11 @@ async def bootstrap_model(
     except errors.NotFound:
         pass
     log.info("training a first model for %s on %d rows", use_case.name, len(training))
-    pipeline, board = await asyncio.to_thread(modeling.train, use_case, training)
+    options = {"fix_imbalance": True} if use_case.task is Task.classification else None
+    labelled = evaluation if use_case.task is Task.anomaly and use_case.target else None
+    pipeline, board = await asyncio.to_thread(
+        modeling.train, use_case, training, evaluation=labelled, setup_options=options
+    )
     content = modeling.to_bytes(pipeline)
     best = board.index[0] if len(board) else type(pipeline.steps[-1][1]).__name__
     algorithm = await queue_manager.upload_algorithm(

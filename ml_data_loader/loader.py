@@ -11,14 +11,15 @@ import pandas as pd
 from gits_common import csv_files
 from gits_common.clients import MlDataClient, rows_from_frame
 from gits_common.schemas import Table, UseCase
-from gits_ml.demo import DemoConfig, generate
+from gits_ml.demo import DemoConfig
+from gits_ml.demos import DEMOS
 
 log = logging.getLogger(__name__)
 
 
-def demo_splits(seed: int) -> dict[Table, pd.DataFrame]:
-    """The demo's training and testing splits."""
-    data = generate(DemoConfig(seed=seed))
+def demo_splits(seed: int, name: str = "product_quality") -> dict[Table, pd.DataFrame]:
+    """A demo use case's training and testing splits (`gits_ml.demos.DEMOS`)."""
+    data = DEMOS[name].generate(DemoConfig(seed=seed))
     return {Table.training: data.training, Table.testing: data.testing}
 
 

@@ -23,6 +23,7 @@ from monitoring_api.routes import router
 from monitoring_api.service import ReportService
 from monitoring_api.settings import Settings
 from monitoring_api.sources import Sources
+from monitoring_api.tasks import TaskService
 from monitoring_api.watch import Watch, WatchSettings
 from monitoring_api.webhooks import WebhookPolicy
 
@@ -46,7 +47,10 @@ def create_app(settings: Settings) -> FastAPI:
     reports = ReportService(
         sources, models, min_rows=settings.min_rows, cache_size=settings.report_cache_size
     )
-    watch = Watch(db, sources, models, _watch_settings(settings))
+    tasks = TaskService(
+        sources, models, min_rows=settings.min_rows, cache_size=settings.report_cache_size
+    )
+    watch = Watch(db, sources, models, _watch_settings(settings), tasks)
 
     lifespan = _lifespan(watch, settings.interval_seconds, [ml_data, queue_manager], db)
     app = create_api(
@@ -61,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.reports = reports
     app.state.watch = watch
+    app.state.tasks = tasks
 
     add_health_route(app, db, watch.prepare)
 
@@ -78,6 +83,7 @@ def _watch_settings(settings: Settings) -> WatchSettings:
         defaults=Thresholds(
             drift_share=settings.default_drift_share,
             feature_drift_score=settings.default_feature_drift_score,
+            anomaly_rate=settings.default_anomaly_rate,
         ),
     )
 

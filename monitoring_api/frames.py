@@ -192,3 +192,24 @@ def fingerprint(*frames: pd.DataFrame) -> str:
         digest.update(repr(list(frame.columns)).encode())
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """The rows of one time bucket [start, end) of a window."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    frame: pd.DataFrame
+
+
+def buckets(use_case: UseCase, frame: pd.DataFrame, seconds: int) -> list[Bucket]:
+    """The window's rows in buckets of `seconds` of its time column, aligned on the Unix
+    epoch (so that two windows bucket a row alike), oldest first; a bucket without rows
+    is left out."""
+    if frame.empty:
+        return []
+    times = frame[use_case.time_column]
+    width = pd.Timedelta(seconds=seconds)
+    starts = times.dt.floor(width)
+    return [Bucket(start, start + width, rows) for start, rows in frame.groupby(starts, sort=True)]

@@ -37,13 +37,22 @@ class LoadedModel:
         """The model's predictions for every row, as plain values of the use case's
         prediction type (blocking: call it in a thread). Raises KeyError for a missing
         feature, `modeling.ModelFailed` for a model that fails or predicts other types."""
-        labels = modeling.predict(
+        return self.outputs(use_case, frame)[0]
+
+    def outputs(self, use_case: UseCase, frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        """The model's predictions for every row, and each row's score as a worker
+        stores it in `prediction_score` (classification: the probability of the
+        predicted label; anomaly: the anomaly score; else NaN), both indexed as `frame`.
+        Blocking; raises as `predict`."""
+        found = modeling.predict(
             self.pipeline,
             frame[self.features],
             task=use_case.task,
             label_type=modeling.prediction_type(use_case),
-        ).labels
-        return pd.Series(labels, index=frame.index, dtype=object)
+        )
+        labels = pd.Series(found.labels, index=frame.index, dtype=object)
+        scores = pd.Series(found.scores, index=frame.index, dtype=object)
+        return labels, pd.to_numeric(scores).astype(float)
 
 
 def parse_label(label: str) -> tuple[str, int]:

@@ -9,6 +9,9 @@ from fastapi import APIRouter, Query, Request, Response
 from gits_common.http import UseCaseNamePath, role
 from gits_common.monitoring import (
     AlertRead,
+    AnomaliesRead,
+    ClassificationRead,
+    EstimatedRead,
     HistoryRead,
     PointRead,
     Reference,
@@ -21,11 +24,31 @@ from gits_common.rules import UtcTime
 from gits_common.settings import Role
 from monitoring_api.service import ReportRequest, ReportService
 from monitoring_api.sources import WindowQuery
+from monitoring_api.tasks import TaskService
 from monitoring_api.watch import Watch
 
 router = APIRouter(prefix="/monitoring_api")
 
 MAX_WINDOW_ROWS = 100_000
+MAX_BUCKET_SECONDS = 31 * 24 * 3600  # a month: a window holds 100,000 rows at most anyway
+Last = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_WINDOW_ROWS, description="the newest N production rows (default 1000)"),
+]
+Start = Annotated[UtcTime | None, Query(description="window start, inclusive")]
+End = Annotated[UtcTime | None, Query(description="window end, exclusive")]
+BucketSeconds = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_BUCKET_SECONDS,
+        description="width of a time bucket of the rows' time column, in seconds, aligned "
+        "on the Unix epoch; buckets without rows are left out",
+    ),
+]
+WRONG_TASK: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The use case is of another task than the endpoint needs"}
+}
 REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"application/json": {}, "text/html": {}},
@@ -37,6 +60,12 @@ REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 def reports(request: Request) -> ReportService:
     """The app's report service."""
     service: ReportService = request.app.state.reports
+    return service
+
+
+def tasks(request: Request) -> TaskService:
+    """The app's task-specific answers."""
+    service: TaskService = request.app.state.tasks
     return service
 
 
@@ -54,12 +83,9 @@ async def report(
     kind: ReportKind,
     request: Request,
     reference: Reference = Reference.training,
-    last: Annotated[
-        int | None,
-        Query(ge=1, le=MAX_WINDOW_ROWS, description="the newest N production rows (default 1000)"),
-    ] = None,
-    start: Annotated[UtcTime | None, Query(description="window start, inclusive")] = None,
-    end: Annotated[UtcTime | None, Query(description="window end, exclusive")] = None,
+    last: Last = None,
+    start: Start = None,
+    end: End = None,
     format_: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.json,
 ) -> Response:
     """Compare a window of production rows with the training or testing table: data
@@ -132,3 +158,83 @@ async def read_alerts(
 ) -> list[AlertRead]:
     """The use case's alerts, oldest first, with how their webhook delivery went."""
     return await watch(request).alerts(name, since=since)
+
+
+@router.get(
+    "/use_cases/{name}/classification",
+    response_model=ClassificationRead,
+    responses=WRONG_TASK,
+    openapi_extra=role(Role.read),
+)
+async def classification(
+    name: UseCaseNamePath,
+    request: Request,
+    reference: Reference = Reference.training,
+    last: Last = None,
+    start: Start = None,
+    end: End = None,
+) -> ClassificationRead:
+    """A classification use case's realised performance on the window's labelled rows:
+    accuracy, precision, recall and F1 (macro and per class), ROC AUC (binary: the
+    positive class is the minority class of the reference table), the confusion matrix,
+    and the drift of the predicted probabilities against the bound model's on the
+    reference rows. 409 for a use case of another task."""
+    window = WindowQuery(last=last, start=start, end=end)
+    return await tasks(request).classification(name, window, reference)
+
+
+@router.get(
+    "/use_cases/{name}/anomalies",
+    response_model=AnomaliesRead,
+    responses=WRONG_TASK,
+    openapi_extra=role(Role.read),
+)
+async def anomalies(
+    name: UseCaseNamePath,
+    request: Request,
+    last: Last = None,
+    start: Start = None,
+    end: End = None,
+    bucket_seconds: BucketSeconds = 300,
+    merge_seconds: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=MAX_BUCKET_SECONDS,
+            description="flagged rows less than this many seconds apart are one event "
+            "(default: two buckets)",
+        ),
+    ] = None,
+) -> AnomaliesRead:
+    """An anomaly use case's flags over the window: the flagged share per time bucket,
+    the flagged events with their time spans and scores, the whole window's anomaly
+    rate against the use case's `anomaly_rate` threshold, the bound model's score
+    threshold, and realised precision, recall and F1 where labels came. 409 for a use
+    case of another task."""
+    window = WindowQuery(last=last, start=start, end=end)
+    limits = await watch(request).thresholds(name)
+    return await tasks(request).anomalies(
+        name, window, limits=limits, bucket_seconds=bucket_seconds, merge_seconds=merge_seconds
+    )
+
+
+@router.get(
+    "/use_cases/{name}/performance/estimated",
+    response_model=EstimatedRead,
+    openapi_extra=role(Role.read),
+)
+async def estimated_performance(
+    name: UseCaseNamePath,
+    request: Request,
+    last: Last = None,
+    start: Start = None,
+    end: End = None,
+    bucket_seconds: BucketSeconds = 3600,
+) -> EstimatedRead:
+    """Performance estimated before the labels arrive, per time bucket and for the
+    window: CBPE (classification: expected accuracy, and for binary macro precision,
+    recall and F1) or DLE (regression: MAE, RMSE), each fitted on the testing table
+    scored by the bound model; beside it the realised metric where labels came, and the
+    model's on the reference. Anomaly use cases answer without an estimate (`reason`)."""
+    window = WindowQuery(last=last, start=start, end=end)
+    return await tasks(request).estimated(name, window, bucket_seconds=bucket_seconds)

@@ -145,13 +145,22 @@ def predict(use_case: UseCase, model: LoadedModel, frame: pd.DataFrame) -> pd.Se
     the production rows' predictions are read (frames.typed), or `ModelUnavailable` when
     it cannot make them (a feature it needs is missing, its pipeline rejects the rows,
     or it predicts values its use case cannot hold)."""
+    return scored(use_case, model, frame)[0]
+
+
+def scored(
+    use_case: UseCase, model: LoadedModel, frame: pd.DataFrame
+) -> tuple[pd.Series, pd.Series]:
+    """The model's predictions on the rows as `predict` gives them, and each row's score
+    as a worker stores it in `prediction_score` (floats; NaN for a regression); raises
+    as `predict`."""
     try:
-        labels = model.predict(use_case, frame)
+        labels, scores = model.outputs(use_case, frame)
     except KeyError as exc:
         raise ModelUnavailable(f"model {model.label} cannot predict the rows: {exc!r}") from exc
     except modeling.ModelFailed as exc:
         raise ModelUnavailable(f"model {model.label} cannot predict the rows: {exc}") from exc
-    return typed(labels, kinds(use_case)[PREDICTION])
+    return typed(labels, kinds(use_case)[PREDICTION]), scores
 
 
 def _header(

@@ -40,6 +40,7 @@ class Settings:
     webhook_allowed_hosts: tuple[AllowedHost, ...]
     default_drift_share: float | None  # thresholds of a use case that set none; None: off
     default_feature_drift_score: float | None
+    default_anomaly_rate: float | None
 
 
 def load_settings() -> Settings:
@@ -74,6 +75,8 @@ def load_settings() -> Settings:
         default_feature_drift_score=_optional_float(
             "MONITORING_DEFAULT_FEATURE_DRIFT_SCORE", "0.3"
         ),
+        # Above the 5% of normal rows PyCaret's anomaly models flag by default (fraction).
+        default_anomaly_rate=_optional_float("MONITORING_DEFAULT_ANOMALY_RATE", "0.1"),
     )
 
 

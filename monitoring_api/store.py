@@ -15,7 +15,13 @@ SCHEMA_LOCK = 0x6A176  # pg_advisory_xact_lock key serialising DDL between repli
 METRICS = sql.Identifier("monitoring_metrics")
 THRESHOLDS = sql.Identifier("monitoring_thresholds")
 ALERTS = sql.Identifier("monitoring_alerts")
-THRESHOLD_COLUMNS = ("drift_share", "feature_drift_score", "performance_drop", "webhook_url")
+THRESHOLD_COLUMNS = (
+    "drift_share",
+    "feature_drift_score",
+    "performance_drop",
+    "anomaly_rate",
+    "webhook_url",
+)
 ALERT_COLUMNS = (
     "id",
     "use_case",
@@ -71,9 +77,17 @@ def _create_thresholds_and_alerts(cur: Any) -> None:
                    drift_share double precision,
                    feature_drift_score double precision,
                    performance_drop double precision,
+                   anomaly_rate double precision,
                    webhook_url text,
                    updated_at timestamptz NOT NULL DEFAULT now())"""
         ).format(THRESHOLDS)
+    )
+    # Added with anomaly use cases: a use case that stored its thresholds before has
+    # none (null: the check is off) until it sets one.
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS anomaly_rate double precision").format(
+            THRESHOLDS
+        )
     )
     cur.execute(
         sql.SQL(

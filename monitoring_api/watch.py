@@ -25,12 +25,13 @@ from gits_common.monitoring import (
 )
 from gits_common.postgres import Database
 from gits_common.schemas import Table, UseCase
-from monitoring_api import store
+from monitoring_api import estimation, store
 from monitoring_api.frames import Window, before, fingerprint
 from monitoring_api.history import Point, compute, crossings, scored_rows
 from monitoring_api.models import Models, ModelUnavailable
 from monitoring_api.service import predict
 from monitoring_api.sources import Sources, WindowQuery
+from monitoring_api.tasks import TaskService
 from monitoring_api.webhooks import WebhookPolicy, WebhookRefused, WebhookSender
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,19 @@ class WatchSettings:
 class Watch:
     """History points, thresholds and alerts of every use case."""
 
-    def __init__(self, db: Database, sources: Sources, models: Models, config: WatchSettings):
+    def __init__(
+        self,
+        db: Database,
+        sources: Sources,
+        models: Models,
+        config: WatchSettings,
+        tasks: TaskService,
+    ) -> None:
         self.db = db
         self.sources = sources
         self.models = models
         self.config = config
+        self.tasks = tasks  # fits the estimators whose estimates a point records
         self.webhooks = WebhookSender(config.webhooks, timeout=config.webhook_timeout)
         self._last_seen: dict[str, str] = {}  # use case -> fingerprint of its last point's data
         self._failed: dict[str, str] = {}  # use case -> why its last scheduled point failed
@@ -221,6 +230,7 @@ class Watch:
         reference = await self._reference(use_case, window)
         _refuse(self._too_few_training(reference))
         predictions = await self._reference_predictions(use_case, window, reference)
+        estimated = await self._estimated(use_case, window)
         point = await asyncio.to_thread(
             compute,
             use_case,
@@ -228,6 +238,7 @@ class Watch:
             reference.frame,
             min_labelled=self.config.min_labelled,
             reference_predictions=predictions,
+            estimated=estimated,
         )
         now = datetime.now(UTC)
         alerts = await self._store(use_case, now, point)
@@ -299,6 +310,19 @@ class Watch:
         except (ModelUnavailable, errors.Unavailable) as exc:
             log.warning("%s: no reference performance this point: %s", use_case.name, exc)
             return None
+
+    async def _estimated(self, use_case: UseCase, window: Window) -> dict[str, float | None] | None:
+        """The window's performance estimated from the model's outputs (CBPE, DLE), when
+        the task has an estimator and the model and enough reference rows can be had;
+        else None."""
+        if use_case.task not in estimation.ESTIMATED:
+            return None
+        try:
+            estimator, _ = await self.tasks.estimator(use_case, window)
+        except (ModelUnavailable, errors.Unavailable, ValueError) as exc:
+            log.info("%s: no estimated performance this point: %s", use_case.name, exc)
+            return None
+        return await asyncio.to_thread(estimator.estimate, window.frame)
 
     def _record(
         self,

@@ -12,7 +12,7 @@ import pandas as pd
 
 from gits_common import errors
 from gits_common.clients import MlDataClient
-from gits_common.schemas import Table, UseCase
+from gits_common.schemas import Table, Task, UseCase
 from retraining_api.settings import Settings
 
 
@@ -21,8 +21,13 @@ class Data:
     """Training rows, held-out rows, and where the held-out rows came from."""
 
     training: pd.DataFrame
-    holdout: pd.DataFrame
+    holdout: pd.DataFrame  # the testing table's labelled rows, then the production rows
     parts: dict[str, int]  # held-out rows by table: {"testing": n, "production": m}
+
+    @property
+    def testing_rows(self) -> int:
+        """How many of the held-out rows, first, are the testing table's."""
+        return self.parts["testing"]
 
 
 async def read(ml_data: MlDataClient, use_case: UseCase, settings: Settings) -> Data:
@@ -49,21 +54,29 @@ def split(
     labelled_rows: list[dict[str, Any]],
     fraction: float,
 ) -> Data:
-    """Training rows, and held-out rows: the testing table plus the newest `fraction` of
-    the labelled production rows, which are taken out of training (ml_data_api copies
-    labelled production rows into the training table)."""
+    """Training rows, and held-out rows: the testing table's labelled rows, then the
+    newest `fraction` of the labelled production rows, which are taken out of training
+    (ml_data_api copies labelled production rows into the training table). An anomaly
+    model learns from features alone, so its training rows need no label."""
     kept = round(len(labelled_rows) * fraction)
     recent = labelled_rows[len(labelled_rows) - kept :] if kept else []
     held_ids = {row["message_id"] for row in recent}
-    train = frame(use_case, [r for r in training_rows if r.get("message_id") not in held_ids])
-    holdout = frame(use_case, testing_rows + recent)
-    return Data(train, holdout, {"testing": len(testing_rows), "production": len(recent)})
+    unsupervised = use_case.task is Task.anomaly
+    train_rows = [r for r in training_rows if r.get("message_id") not in held_ids]
+    train = typed_frame(use_case, train_rows) if unsupervised else frame(use_case, train_rows)
+    testing, production = frame(use_case, testing_rows), frame(use_case, recent)
+    # Empty frames are left out: their columns' dtypes (object) would spread to all.
+    held = [part for part in (testing, production) if len(part)] or [testing]
+    holdout = pd.concat(held, ignore_index=True)
+    return Data(train, holdout, {"testing": len(testing), "production": len(production)})
 
 
 def frame(use_case: UseCase, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The labelled rows' feature and target columns, numbers as numbers."""
-    assert use_case.target is not None
+    """The labelled rows' feature and target columns, numbers as numbers (all the rows
+    of a use case without a target)."""
     data = typed_frame(use_case, rows)
+    if use_case.target is None:
+        return data
     return data.dropna(subset=[use_case.target.name]).reset_index(drop=True)
 
 

@@ -1,5 +1,7 @@
 """A static-HTML explainerdashboard for any PyCaret regression or classification model,
-built in seconds: the SHAP method and the number of explained rows follow the model."""
+built in seconds: the SHAP method and the number of explained rows follow the model. A
+classifier's importances and statistics are drawn once for each class. Anomaly models
+get a page of feature contributions to their score (retraining_api.anomaly_explainer)."""
 
 from __future__ import annotations
 
@@ -108,10 +110,27 @@ def build_dashboard(
     seed: int = 7,
     progress: Progress | None = None,
 ) -> ExplainerPage:
-    """A static explainerdashboard of `pipeline` on at most `max_rows` random rows."""
+    """A static explainerdashboard of `pipeline` on at most `max_rows` random rows of
+    `frame` (the use case's features, and its target where known). Raises `ValueError`
+    for rows lacking features, no rows, or an anomaly model other than an isolation
+    forest (the sentence names the model)."""
     started = time.perf_counter()
     report = progress or _ignore
     _check_supported(use_case, frame)
+    if use_case.task is Task.anomaly:
+        # Imported here: that module builds on this one's page helpers.
+        from retraining_api import anomaly_explainer
+
+        return anomaly_explainer.build_page(
+            pipeline,
+            frame,
+            use_case=use_case,
+            title=title,
+            data_name=data_name,
+            max_rows=max_rows,
+            seed=seed,
+            progress=progress,
+        )
     report("sampling", 5)
     labelled = _has_labels(frame, use_case)
     sample = frame.sample(n=min(max_rows, len(frame)), random_state=seed)
@@ -160,11 +179,6 @@ def _ignore(stage: str, percent: int) -> None:
 
 def _check_supported(use_case: UseCase, frame: pd.DataFrame) -> None:
     """Refuse, with the reason, what no dashboard can be built for."""
-    if use_case.task is Task.anomaly:
-        raise ValueError(
-            f"{use_case.name!r} is an anomaly use case: explainer dashboards explain "
-            "regression and classification models only"
-        )
     missing = [f for f in use_case.feature_names if f not in frame.columns]
     if missing:
         raise ValueError(f"the rows lack the feature columns {missing}")
@@ -350,17 +364,27 @@ def _render(explainer: BaseExplainer, title: str, banner: str, *, slow_model: bo
     """The dashboard's tabs as one static page."""
     # Not ExplainerDashboard(...).to_html(): that builds a Dash app nobody serves and
     # renders every tab twice.
-    tabs: list[type] = [ImportancesComposite]
-    if not explainer.y_missing:
-        stats = ClassifierModelStatsComposite
-        tabs.append(stats if explainer.is_classifier else RegressionModelStatsComposite)
+    tabs: list[tuple[type, Any]] = []
+    # A static page cannot switch explainerdashboard's class selector: a classifier's
+    # importances and statistics are drawn for each class in turn (its pos_label).
+    stats = ClassifierModelStatsComposite if explainer.is_classifier else None
+    for label in explainer.labels if explainer.is_classifier else [None]:
+        tabs.append((ImportancesComposite, label))
+        if not explainer.y_missing:
+            tabs.append((stats or RegressionModelStatsComposite, label))
+    default = explainer.pos_label_str if explainer.is_classifier else None
     if not slow_model:
-        tabs += [IndividualPredictionsComposite, WhatIfComposite]
-    tabs.append(ShapDependenceComposite)
+        tabs += [(IndividualPredictionsComposite, default), (WhatIfComposite, default)]
+    tabs.append((ShapDependenceComposite, default))
     rendered = {}
-    for number, tab in enumerate(tabs, start=1):
+    for number, (tab, label) in enumerate(tabs, start=1):
+        if label is not None:
+            explainer.pos_label = label  # the components read it when they are made
         component = tab(explainer, name=str(number))
-        rendered[component.title] = _tab_html(component)
+        name = component.title if label is None else f"{component.title}: {label}"
+        rendered[name] = _tab_html(component)
+    if default is not None:
+        explainer.pos_label = default
     body = banner + to_html.title(html.escape(title)) + to_html.tabs(rendered)
     return self_contained(to_html.add_header(body, title=html.escape(title)))
 

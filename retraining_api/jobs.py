@@ -30,7 +30,12 @@ from retraining_api.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-WARM_UP_MODULES = ("pycaret.regression", "pycaret.classification", "explainerdashboard")
+WARM_UP_MODULES = (
+    "pycaret.regression",
+    "pycaret.classification",
+    "pycaret.anomaly",
+    "explainerdashboard",
+)
 AUTO_PROMOTER = "auto-promote"  # the `requested_by` of promotions a job makes itself
 
 
@@ -117,12 +122,7 @@ def _retrain(context: JobContext) -> None:
     job, settings = context.job, context.settings
     context.progress("reading training and held-out rows", 5)
     inputs = asyncio.run(_retraining_inputs(context))
-    choice = training.choose(
-        inputs.use_case.task,
-        job.request.get("models"),
-        job.request.get("metric"),
-        list(settings.default_models),
-    )
+    choice = choose(job.request, inputs.use_case, settings)
     started = time.monotonic()
     outcome = training.retrain(
         inputs.use_case,
@@ -134,6 +134,7 @@ def _retrain(context: JobContext) -> None:
         n_jobs=settings.n_jobs,
         budget_seconds=job.request.get("time_budget_seconds"),
         progress=context.progress,
+        testing_rows=inputs.data.testing_rows,
     )
     context.progress("saving the challenger", 95)
     content = modeling.to_bytes(outcome.challenger)
@@ -146,6 +147,20 @@ def _retrain(context: JobContext) -> None:
     context.store(lambda conn: store.finish_job(conn=conn, job_id=job.id, result=result))
 
 
+def choose(request: dict[str, Any], use_case: UseCase, settings: Settings) -> training.Choice:
+    """The models, metric and building options of a retraining request (a
+    RetrainingCreate as JSON); `errors.InvalidInput` naming the field that is wrong."""
+    return training.choose(
+        use_case.task,
+        request.get("models"),
+        request.get("metric"),
+        list(settings.default_models),
+        tune=request.get("tune"),
+        ensemble=request.get("ensemble"),
+        fix_imbalance=bool(request.get("fix_imbalance")),
+    )
+
+
 def _result(
     inputs: RetrainingInputs,
     outcome: training.Outcome,
@@ -155,7 +170,9 @@ def _result(
 ) -> dict[str, Any]:
     """The job's result: the original's two blocks, and how they were made. A metric that
     could not be computed is None in its block, with the reason in `unscored`; a champion
-    that could not be loaded or predict has its reason in `champion_error`."""
+    that could not be loaded or predict has its reason in `champion_error`. `tuning`,
+    `ensemble` and `threshold` (anomaly models) say how the challenger was built, each
+    None when not done."""
     champion = outcome.champion_scores
     return {
         "retrained_model_results": outcome.challenger_scores.results,
@@ -169,6 +186,11 @@ def _result(
         "metric": choice.metric,
         "higher_is_better": choice.higher_is_better,
         "models": choice.models,
+        "task": inputs.use_case.task.value,
+        "fix_imbalance": choice.fix_imbalance,
+        "tuning": outcome.details.get("tuning"),
+        "ensemble": outcome.details.get("ensemble"),
+        "threshold": outcome.details.get("threshold"),
         "training_rows": len(inputs.data.training),
         "holdout_rows": len(inputs.data.holdout),
         "holdout": inputs.data.parts,
@@ -230,7 +252,14 @@ async def _retraining_inputs(context: JobContext) -> RetrainingInputs:
         data = await datasets.read(ml_data, use_case, settings)
         # The same refusal the API gives before the job is queued: the data may have
         # changed since, and a job must never train on data it cannot judge.
-        training.check_data(use_case, data.training, data.holdout, fold=settings.fold)
+        training.check_data(
+            use_case,
+            data.training,
+            data.holdout,
+            fold=settings.fold,
+            testing_rows=data.testing_rows,
+            fix_imbalance=bool(job.request.get("fix_imbalance")),
+        )
         champion = await _champion(qm, job.service)
     finally:
         await asyncio.gather(ml_data.close(), qm.close())

@@ -49,6 +49,35 @@ class JobStatus(StrEnum):
 ACTIVE = (JobStatus.queued, JobStatus.running)
 
 
+class Ensemble(StrEnum):
+    """How a retraining combines models (PyCaret): `blend` votes (blend_models) and
+    `stack` learns a meta-model (stack_models) over the best compared models; `bagging`
+    and `boosting` build one of the best model (ensemble_model)."""
+
+    blend = "blend"
+    stack = "stack"
+    bagging = "bagging"
+    boosting = "boosting"
+
+
+class TuneCreate(BaseModel):
+    """A hyperparameter search of the best compared model: PyCaret's tune_model with
+    Optuna (TPE), keeping the untuned model when tuning does not improve it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trials: BigInt = Field(default=20, ge=1, le=500, description="At most this many trials")
+    time_budget_seconds: Float = Field(
+        default=120, gt=0, le=24 * 3600, description="Stop the search after this many seconds"
+    )
+    early_stopping_trials: BigInt = Field(
+        default=10,
+        ge=1,
+        le=500,
+        description="Stop after this many trials in a row without a better score",
+    )
+
+
 class RetrainingCreate(BaseModel):
     """A retraining job: train a challenger on the use case's training table and compare
     it with the model its service uses now, on the same held-out rows."""
@@ -69,8 +98,22 @@ class RetrainingCreate(BaseModel):
     )
     metric: Text | None = Field(
         default=None,
-        description="The metric to select on, e.g. 'MAE'; PyCaret's default "
-        "(R2, Accuracy) when left out",
+        description="The metric to select and compare on, e.g. 'MAE'; by default R2 "
+        "(regression), Accuracy (classification), F1 (anomaly)",
+    )
+    tune: TuneCreate | None = Field(
+        default=None,
+        description="Tune the best model's hyperparameters (regression, classification)",
+    )
+    ensemble: Ensemble | None = Field(
+        default=None,
+        description="Combine the best models (regression, classification); blend and stack "
+        "need at least 2 models",
+    )
+    fix_imbalance: Flag = Field(
+        default=False,
+        description="Balance the classes with SMOTE (imbalanced-learn) on the training "
+        "folds (classification only)",
     )
     time_budget_seconds: Float | None = Field(
         default=None, gt=0, le=24 * 3600, description="Stop comparing models after this long"
@@ -126,7 +169,7 @@ class RegistrationCreate(Actor):
 # The original's order of a result block; PostgreSQL's jsonb keeps keys in its own order.
 RESULT_ORDER = (
     "id", "Model", "MAE", "MSE", "RMSE", "R2", "RMSLE", "MAPE",
-    "Accuracy", "AUC", "Recall", "Prec.", "F1", "Kappa", "MCC",
+    "Accuracy", "AUC", "Recall", "Prec.", "F1", "Kappa", "MCC", "Precision", "Threshold",
 )  # fmt: skip
 RESULT_BLOCKS = ("retrained_model_results", "previous_model_results")
 

@@ -16,8 +16,8 @@ from gits_common import errors
 from gits_common.clients import MlDataClient, QueueManagerClient
 from gits_common.postgres import Database
 from gits_common.registry import AlgorithmRead
-from gits_common.schemas import Table, Task, UseCase
-from retraining_api import datasets, store, training
+from gits_common.schemas import Table, UseCase
+from retraining_api import datasets, jobs, store, training
 from retraining_api.artifacts import Artifacts
 from retraining_api.promotion import Promoter
 from retraining_api.runner import Runner
@@ -73,7 +73,8 @@ class RetrainingService:
         unknown use case, service, model or metric, or data on which a retraining result
         would mean nothing (`training.check_data`)."""
         use_case = await self.ml_data.use_case(body.use_case)
-        training.choose(use_case.task, body.models, body.metric, list(self.settings.default_models))
+        request = body.model_dump(mode="json")
+        jobs.choose(request, use_case, self.settings)
         service = await self._champion_service(use_case, body.service)
         if body.auto_promote and service is None:
             raise errors.InvalidInput(
@@ -83,8 +84,15 @@ class RetrainingService:
         # The job's own rows and checks, so that data the job would refuse (a single
         # class, too few rows of a class to cross-validate) is a 422 now, not a failed job.
         data = await datasets.read(self.ml_data, use_case, self.settings)
-        training.check_data(use_case, data.training, data.holdout, fold=self.settings.fold)
-        request = body.model_dump(mode="json") | {"service": service}
+        training.check_data(
+            use_case,
+            data.training,
+            data.holdout,
+            fold=self.settings.fold,
+            testing_rows=data.testing_rows,
+            fix_imbalance=body.fix_imbalance,
+        )
+        request |= {"service": service}
         job = await self._store(
             lambda conn: store.insert_job(
                 conn=conn,
@@ -192,9 +200,9 @@ class RetrainingService:
                 f"model {model['model']} belongs to use case {model['use_case']}, "
                 f"not {use_case_name}"
             )
+        # An anomaly model other than an isolation forest is refused by the job, which
+        # loads the model and names it (explainer.check_explainable).
         use_case = await self.ml_data.use_case(model["use_case"])
-        if use_case.task is Task.anomaly:
-            raise errors.InvalidInput("explainer dashboards explain regression and classification")
         newest = await self.ml_data.read_rows(use_case.name, body.data, last=1)
         if not newest:
             raise errors.InvalidInput(f"the {body.data.value} table of {use_case.name} is empty")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import f1_score, precision_score, recall_score
 
 from gits_common import errors
 from gits_common.schemas import Task, UseCase
@@ -33,6 +35,11 @@ MODEL_IDS = {
     Task.classification: frozenset({
         "lr", "knn", "nb", "dt", "svm", "rbfsvm", "gpc", "mlp", "ridge", "rf", "qda", "ada",
         "gbc", "lda", "et", "lightgbm", "catboost", "dummy",
+    }),
+    # AnomalyExperiment().models() of PyCaret 3.3.2: pyod detectors.
+    Task.anomaly: frozenset({
+        "abod", "cluster", "cof", "iforest", "histogram", "knn", "lof", "svm", "pca", "mcd",
+        "sod", "sos",
     }),
 }
 # fmt: on
@@ -55,33 +62,78 @@ METRICS = {
         "Kappa": True,
         "MCC": True,
     },
+    # Of the flags at the model's threshold against the known 0/1 labels (1: anomaly).
+    Task.anomaly: {"F1": True, "Precision": True, "Recall": True},
 }
-DEFAULT_METRIC = {Task.regression: "R2", Task.classification: "Accuracy"}
+DEFAULT_METRIC = {Task.regression: "R2", Task.classification: "Accuracy", Task.anomaly: "F1"}
+# The anomaly metrics as PyCaret's metric table names its own (sklearn.metrics, the
+# anomaly class 1 as positive; a model that flags nothing has precision 0, not an error).
+ANOMALY_SCORERS = [
+    {"Display Name": name, "Score Function": function, "Target": "pred",
+     "Args": {"pos_label": 1, "zero_division": 0.0}}
+    for name, function in (("F1", f1_score), ("Precision", precision_score),
+                           ("Recall", recall_score))
+]  # fmt: skip
 # R2 is 1 - SS_res / SS_tot: on held-out rows whose target never varies SS_tot is 0, and
 # sklearn's r2_score then answers 1.0 or 0.0 (force_finite), a number that means nothing.
 UNDEFINED_ON_CONSTANT_TARGET = frozenset({"R2"})
 HOLDOUT = "the held-out rows (testing table and newest labelled production rows)"
+THRESHOLD_RULE = (
+    "threshold chosen (best F1) on the testing table's rows, both models scored on the "
+    "newest labelled production rows"
+)
+HALVES_RULE = (
+    "threshold chosen (best F1) on the older half of the held-out rows, both models scored "
+    "on the newer half (the newest labelled production rows alone lack an anomaly or a "
+    "normal row)"
+)
 
 
 @dataclass(frozen=True)
 class Choice:
-    """What a retraining job compares and selects on."""
+    """What a retraining job compares and selects on, and how it builds the challenger."""
 
     models: list[str]
     metric: str
     higher_is_better: bool
+    tuning: modeling.Tuning | None = None
+    ensemble: str | None = None  # one of modeling.ENSEMBLES
+    fix_imbalance: bool = False
+
+    @property
+    def setup_options(self) -> dict[str, Any]:
+        """PyCaret `setup` options: SMOTE (imbalanced-learn) on the training folds."""
+        return {"fix_imbalance": True} if self.fix_imbalance else {}
 
 
-def choose(task: Task, models: list[str] | None, metric: str | None, default: list[str]) -> Choice:
-    """The models and metric of a request, or `InvalidInput` naming what is wrong."""
-    if task not in METRICS:
-        raise errors.InvalidInput(f"retraining supports regression and classification, not {task}")
-    wanted = list(dict.fromkeys(models or [m for m in default if m in MODEL_IDS[task]]))
+def choose(
+    task: Task,
+    models: list[str] | None,
+    metric: str | None,
+    default: list[str],
+    *,
+    tune: dict[str, Any] | None = None,
+    ensemble: str | None = None,
+    fix_imbalance: bool = False,
+) -> Choice:
+    """The models, metric and building options of a request (`tune` as RetrainingCreate
+    holds it), or `InvalidInput` naming the field that is wrong: unknown model ids or
+    metric, a blend or stack of fewer than 2 models, imbalance handling outside
+    classification, tuning or ensembles of anomaly models (PyCaret 3.3's anomaly
+    experiment has neither tune_model nor ensembles)."""
+    _check_options(task, tune=tune, ensemble=ensemble, fix_imbalance=fix_imbalance)
+    fallback = [m for m in default if m in MODEL_IDS[task]] or modeling.FAST_MODELS[task]
+    wanted = list(dict.fromkeys(models or fallback))
     unknown = sorted(set(wanted) - MODEL_IDS[task])
     if unknown:
         known = ", ".join(sorted(MODEL_IDS[task]))
         raise errors.InvalidInput(
             f"models: unknown {task} model ids {unknown}; PyCaret offers {known}"
+        )
+    if ensemble in ("blend", "stack") and len(wanted) < 2:
+        raise errors.InvalidInput(
+            f"ensemble: {ensemble!r} combines the best 2 or more of the compared models, "
+            f"but models names only {wanted}; name at least 2, or use 'bagging' or 'boosting'"
         )
     metric = metric or DEFAULT_METRIC[task]
     if metric not in METRICS[task]:
@@ -89,19 +141,57 @@ def choose(task: Task, models: list[str] | None, metric: str | None, default: li
         raise errors.InvalidInput(
             f"metric: unknown {task} metric {metric!r}; choose one of {names}"
         )
-    return Choice(models=wanted, metric=metric, higher_is_better=METRICS[task][metric])
+    tuning = modeling.Tuning(**tune) if tune else None
+    return Choice(wanted, metric, METRICS[task][metric], tuning, ensemble, fix_imbalance)
+
+
+def article(task: Task) -> str:
+    """'a' or 'an' before a task's name."""
+    return "an" if task.value[0] in "aeiou" else "a"
+
+
+def _check_options(
+    task: Task, *, tune: dict[str, Any] | None, ensemble: str | None, fix_imbalance: bool
+) -> None:
+    if fix_imbalance and task is not Task.classification:
+        raise errors.InvalidInput(
+            f"fix_imbalance: imbalance handling (SMOTE) balances the classes of a "
+            f"classification use case; {article(task)} {task} use case has none"
+        )
+    if task is Task.anomaly and tune:
+        raise errors.InvalidInput(
+            "tune: PyCaret 3.3's anomaly experiment has no tune_model (its hyperparameter "
+            "search needs a supervised target); leave tune out for anomaly use cases"
+        )
+    if task is Task.anomaly and ensemble:
+        raise errors.InvalidInput(
+            "ensemble: PyCaret 3.3's anomaly experiment has no blend_models, stack_models "
+            "or ensemble_model; leave ensemble out for anomaly use cases"
+        )
 
 
 # --- What data can give a meaningful result ---
 
 
-def min_rows_per_class(fold: int) -> int:
+# SMOTE makes a minority row from its k nearest minority neighbours (imbalanced-learn's
+# default k_neighbors=5), so every set it is fitted on needs k + 1 rows of each class.
+SMOTE_NEIGHBOURS = 5
+TRAIN_SIZE = 0.7  # PyCaret setup's train_size
+
+
+def min_rows_per_class(fold: int, *, fix_imbalance: bool = False) -> int:
     """Rows each class needs to be cross-validated in `fold` folds. PyCaret's setup keeps
     30% of each class for its own test split (train_size 0.7, stratified) and
     cross-validates the rest in stratified folds, which need `fold` rows of every class;
     2 x fold rows always leave that many after the split (sklearn's StratifiedKFold and
-    train_test_split)."""
-    return 2 * fold
+    train_test_split). With `fix_imbalance`, SMOTE runs on each fold's training part,
+    0.7 x (fold - 1) / fold of the rows, which must hold SMOTE_NEIGHBOURS + 1 of every
+    class (imbalanced-learn#572: "Expected n_neighbors <= n_samples_fit"); one row more
+    covers the stratified splits' rounding."""
+    if not fix_imbalance:
+        return 2 * fold
+    share = TRAIN_SIZE * (fold - 1) / fold
+    return max(2 * fold, math.ceil((SMOTE_NEIGHBOURS + 2) / share))
 
 
 def class_counts(labels: pd.Series) -> dict[str, int]:
@@ -111,20 +201,33 @@ def class_counts(labels: pd.Series) -> dict[str, int]:
 
 
 def check_data(
-    use_case: UseCase, training: pd.DataFrame, holdout: pd.DataFrame, *, fold: int
+    use_case: UseCase,
+    training: pd.DataFrame,
+    holdout: pd.DataFrame,
+    *,
+    fold: int,
+    testing_rows: int | None = None,
+    fix_imbalance: bool = False,
 ) -> None:
-    """Refuse data on which retraining would report a meaningless result: raises
+    """Refuse data on which retraining would report a meaningless result (or, with
+    `fix_imbalance`, on which SMOTE cannot run: `min_rows_per_class`): raises
     `errors.InvalidInput` giving the counts and what is needed. Classification needs at
     least 2 classes in the training rows, each with `min_rows_per_class(fold)` rows, and
     at least 2 classes in the held-out rows (on one class AUC is undefined and the other
     metrics cannot tell models apart); regression needs a target that varies in the
-    training rows. `training` and `holdout` hold the target column, without missing values."""
-    assert use_case.target is not None  # choose() admits only supervised tasks
-    target = use_case.target.name
+    training rows. An anomaly use case needs a 0/1 target (known anomalies) and, in both
+    parts of `anomaly_parts` (the first `testing_rows` held-out rows are the testing
+    table's), normal rows and anomalies. `holdout` (and `training`, except for anomaly use
+    cases) hold the target column, without missing values."""
     if holdout.empty:
         raise errors.InvalidInput(f"{HOLDOUT} are empty: both models need rows to be scored on")
+    if use_case.task is Task.anomaly:
+        anomaly_parts(use_case, holdout, testing_rows)
+        return
+    assert use_case.target is not None  # UseCase demands one for supervised tasks
+    target = use_case.target.name
     if use_case.task is Task.classification:
-        _check_training_classes(training[target], target, fold)
+        _check_training_classes(training[target], target, fold, fix_imbalance=fix_imbalance)
         held = class_counts(holdout[target])
         if len(held) < 2:
             raise errors.InvalidInput(
@@ -140,12 +243,20 @@ def check_data(
         )
 
 
-def _check_training_classes(labels: pd.Series, target: str, fold: int) -> None:
-    counts, needed = class_counts(labels), min_rows_per_class(fold)
+def _check_training_classes(
+    labels: pd.Series, target: str, fold: int, *, fix_imbalance: bool = False
+) -> None:
+    counts = class_counts(labels)
+    needed = min_rows_per_class(fold, fix_imbalance=fix_imbalance)
     why = (
-        f"2 x RETRAINING_FOLD {fold}: PyCaret keeps 30% of each class for its own test split "
-        f"and cross-validates the rest in {fold} stratified folds"
+        f"PyCaret keeps 30% of each class for its own test split and cross-validates the "
+        f"rest in {fold} stratified folds"
     )
+    if fix_imbalance:
+        why += (
+            f", and fix_imbalance's SMOTE needs {SMOTE_NEIGHBOURS + 1} rows of each class in "
+            "every fold it balances"
+        )
     if len(counts) < 2:
         raise errors.InvalidInput(
             f"the training rows hold a single class of {target}: {counts}; a classifier needs "
@@ -158,6 +269,55 @@ def _check_training_classes(labels: pd.Series, target: str, fold: int) -> None:
             f"cross-validate: class counts {counts}; every class needs at least {needed} rows "
             f"({why})"
         )
+
+
+@dataclass(frozen=True)
+class Parts:
+    """An anomaly retraining's held-out rows: where the threshold is chosen, where both
+    models are scored, and the rule that split them."""
+
+    threshold: pd.DataFrame
+    evaluation: pd.DataFrame
+    rule: str
+
+
+def anomaly_parts(use_case: UseCase, holdout: pd.DataFrame, testing_rows: int | None) -> Parts:
+    """The held-out rows of an anomaly use case split in two (`THRESHOLD_RULE`: the first
+    `testing_rows` rows, the testing table's, and the rest, the newest labelled
+    production rows; `HALVES_RULE`, older and newer half, when the production rows alone
+    lack an anomaly or a normal row). Raises `errors.InvalidInput` for a use case without
+    a target, labels other than 0/1, or a part without both normal rows and anomalies."""
+    if use_case.target is None:
+        raise errors.InvalidInput(
+            f"anomaly use case {use_case.name} has no target: retraining chooses the "
+            "threshold and compares models by F1, Precision and Recall against known "
+            "anomalies, so it needs a target column of 0/1 labels (1: anomaly)"
+        )
+    target = use_case.target.name
+    labels = pd.to_numeric(holdout[target], errors="coerce")
+    bad = sorted({str(v) for v, n in zip(holdout[target], labels, strict=True) if n not in (0, 1)})
+    if bad:
+        raise errors.InvalidInput(
+            f"{HOLDOUT}' {target} holds {bad[:5]}: anomaly labels are 0 (normal) or 1 (anomaly)"
+        )
+    split = len(holdout) if testing_rows is None else testing_rows
+    parts = Parts(holdout.iloc[:split], holdout.iloc[split:], THRESHOLD_RULE)
+    if not _both_kinds(parts.evaluation[target]):
+        half = len(holdout) // 2
+        parts = Parts(holdout.iloc[:half], holdout.iloc[half:], HALVES_RULE)
+    for name, rows in (("threshold", parts.threshold), ("evaluation", parts.evaluation)):
+        if not _both_kinds(rows[target]):
+            counts = class_counts(rows[target].astype(int))
+            raise errors.InvalidInput(
+                f"{HOLDOUT} hold no anomaly or no normal row in their {name} part ({parts.rule}):"
+                f" counts of {target} {counts}; choosing a threshold and scoring F1, Precision "
+                "and Recall need known anomalies (1) and normal rows (0) in both parts"
+            )
+    return parts
+
+
+def _both_kinds(labels: pd.Series) -> bool:
+    return set(labels.astype(int)) == {0, 1}
 
 
 # --- Training and scoring ---
@@ -189,6 +349,9 @@ class Outcome:
     challenger_scores: Scores
     champion_scores: Scores | None  # None: the service has no champion
     leaderboard: list[dict[str, Any]]
+    # How the challenger was built: "tuning", "ensemble" (modeling.Built's records) and,
+    # for anomaly models, "threshold" (the chosen threshold and the rows it was chosen on).
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def retrain(
@@ -202,41 +365,115 @@ def retrain(
     n_jobs: int,
     budget_seconds: float | None,
     progress: Progress,
+    testing_rows: int | None = None,
 ) -> Outcome:
-    """Train the best of the chosen models on `training`; score it and the champion.
-    Raises `errors.InvalidInput` (from `check_data`) before training on data that could
-    only give a meaningless result."""
-    check_data(use_case, training, holdout, fold=fold)
+    """Train the best of the chosen models on `training` (tuned and combined as `choice`
+    asks); score it and the champion on the same held-out rows (for anomaly use cases,
+    `retrain_anomaly`). Raises `errors.InvalidInput` (from `check_data`) before training
+    on data that could only give a meaningless result."""
+    check_data(
+        use_case,
+        training,
+        holdout,
+        fold=fold,
+        testing_rows=testing_rows,
+        fix_imbalance=choice.fix_imbalance,
+    )
     progress("setting up the experiment", 15)
-    setup = modeling.experiment(use_case, training, fold=fold, n_jobs=n_jobs)
+    setup = modeling.experiment(
+        use_case, training, fold=fold, n_jobs=n_jobs, setup_options=choice.setup_options
+    )
+    if use_case.task is Task.anomaly:
+        parts = anomaly_parts(use_case, holdout, testing_rows)
+        return retrain_anomaly(setup, use_case, parts, champion, choice, budget_seconds, progress)
     progress(f"comparing {len(choice.models)} models", 25)
-    challenger, board = modeling.best_model(
+    built = modeling.build_model(
         setup,
-        use_case.task,
         include=choice.models,
         fold=fold,
         sort=choice.metric,
         budget_minutes=budget_seconds / 60 if budget_seconds else None,
+        tuning=choice.tuning,
+        ensemble=choice.ensemble,
     )
     progress("scoring challenger and champion on the held-out rows", 85)
     return Outcome(
-        challenger=challenger,
-        challenger_scores=score(setup, challenger, holdout, use_case),
+        challenger=built.pipeline,
+        challenger_scores=score(setup, built.pipeline, holdout, use_case),
         champion_scores=score_champion(setup, champion, holdout, use_case) if champion else None,
-        leaderboard=_records(board),
+        leaderboard=_records(built.board),
+        details={"tuning": built.tuning, "ensemble": built.ensemble},
+    )
+
+
+def retrain_anomaly(
+    setup: Any,
+    use_case: UseCase,
+    parts: Parts,
+    champion: Champion | None,
+    choice: Choice,
+    budget_seconds: float | None,
+    progress: Progress,
+) -> Outcome:
+    """Fit each chosen pyod model on the experiment's rows, give it the threshold with
+    the best F1 on `parts.threshold` (`modeling.fit_threshold`), keep the best by the
+    choice's metric there, and score it and the champion (at its own threshold) on
+    `parts.evaluation`. Models are fitted until `budget_seconds` have passed (the first
+    always is); one that fails to fit is left out of the leaderboard."""
+    started, board, fitted = time.monotonic(), [], []
+    for number, model_id in enumerate(choice.models):
+        if number and budget_seconds and time.monotonic() - started > budget_seconds:
+            log.info("time budget spent: %s not fitted", choice.models[number:])
+            break
+        progress(f"fitting {model_id}", 25 + 60 * number // len(choice.models))
+        try:
+            pipeline, _ = modeling.best_model(setup, Task.anomaly, include=[model_id])
+            picked = modeling.fit_threshold(pipeline, parts.threshold, use_case)
+        except Exception as exc:  # e.g. a detector that cannot fit these rows
+            log.warning("anomaly model %s left out: %r", model_id, exc)
+            continue
+        scores = score(setup, pipeline, parts.threshold, use_case)
+        board.append({"id": model_id, **scores.results, "Threshold": picked.threshold})
+        fitted.append((scores.results.get(choice.metric), pipeline))
+    if not fitted:
+        raise ValueError(f"none of the models {choice.models} could be fitted on this data")
+    sign = 1 if choice.higher_is_better else -1
+    _, challenger = max(fitted, key=lambda pair: -math.inf if pair[0] is None else sign * pair[0])
+    board.sort(
+        key=lambda row: -math.inf if row[choice.metric] is None else -sign * row[choice.metric]
+    )
+    progress("scoring challenger and champion on the held-out rows", 85)
+    champion_pipeline = champion.pipeline if champion else None
+    threshold = {
+        "rule": parts.rule,
+        "chosen": modeling.anomaly_threshold(challenger),
+        "champion": modeling.anomaly_threshold(champion_pipeline) if champion_pipeline else None,
+        "threshold_rows": len(parts.threshold),
+        "evaluation_rows": len(parts.evaluation),
+    }
+    evaluation = parts.evaluation
+    return Outcome(
+        challenger=challenger,
+        challenger_scores=score(setup, challenger, evaluation, use_case),
+        champion_scores=score_champion(setup, champion, evaluation, use_case) if champion else None,
+        leaderboard=board,
+        details={"threshold": threshold},
     )
 
 
 def score(setup: Any, pipeline: Any, holdout: pd.DataFrame, use_case: UseCase) -> Scores:
-    """The original's result block: the model's name and PyCaret's metrics on `holdout`;
-    a metric that cannot be computed, or is undefined on these rows, is None and its
-    reason is in `missing`. Raises what the model's `predict` raises."""
-    assert use_case.target is not None  # choose() admits only supervised tasks
+    """The original's result block: the model's name and PyCaret's metrics on `holdout`
+    (for anomaly models, `ANOMALY_SCORERS` of its 0/1 flags); a metric that cannot be
+    computed, or is undefined on these rows, is None and its reason is in `missing`.
+    Raises what the model's `predict` raises."""
+    assert use_case.target is not None  # check_data refuses use cases without one
     features, truth = holdout[use_case.feature_names], holdout[use_case.target.name]
+    if use_case.task is Task.anomaly:
+        truth = truth.astype(int)
     predicted = pipeline.predict(features)
-    results: dict[str, Any] = {"Model": _model_name(setup, pipeline)}
+    results: dict[str, Any] = {"Model": modeling.display_name(setup, pipeline)}
     missing: dict[str, str] = {}
-    for _, metric in setup.get_metrics().iterrows():
+    for metric in _metric_table(setup, use_case.task):
         name = metric["Display Name"]
         if name not in METRICS[use_case.task]:
             continue
@@ -260,6 +497,15 @@ def score(setup: Any, pipeline: Any, holdout: pd.DataFrame, use_case: UseCase) -
         else:
             missing[name] = f"not a finite number ({value})"
     return Scores(results, missing)
+
+
+def _metric_table(setup: Any, task: Task) -> list[dict[str, Any]]:
+    """PyCaret's metric table of a supervised experiment (name, function, whether it
+    reads labels or probabilities, arguments), or `ANOMALY_SCORERS` (an anomaly
+    experiment has none)."""
+    if task is Task.anomaly:
+        return ANOMALY_SCORERS
+    return [row.to_dict() for _, row in setup.get_metrics().iterrows()]
 
 
 def score_champion(
@@ -346,14 +592,6 @@ def _percent(margin: float) -> str:
 def _probabilities(pipeline: Any, features: pd.DataFrame) -> Any:
     probabilities = pipeline.predict_proba(features)
     return probabilities[:, 1] if probabilities.shape[1] == 2 else probabilities
-
-
-def _model_name(setup: Any, pipeline: Any) -> str:
-    estimator = modeling.final_estimator(pipeline)
-    try:
-        return str(setup._get_model_name(estimator))  # PyCaret's display name, as in its tables
-    except Exception:
-        return type(estimator).__name__
 
 
 def _records(board: pd.DataFrame) -> list[dict[str, Any]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from decouple import AutoConfig
+from decouple import AutoConfig, Csv
+
+from gits_ml.demos import DEMOS
 
 config = AutoConfig(search_path=".")
 
@@ -30,7 +32,14 @@ def main(argv: list[str]) -> None:
     dashboards = f"http://127.0.0.1:{admin_port}/dashboards/"
     print(f"  {'dashboards':<14} {dashboards}main/, monitoring/ and realtime/")
     service = config("DEMO_SERVICE", default="service_product_quality_A")
-    print(f"Workers: {replicas} replicas of {service}; data_source publishes demo readings.")
+    demos = config("DEMO_USE_CASES", default=",".join(DEMOS), cast=Csv(post_process=list))
+    streams = [
+        f"{name} ({service if name == 'product_quality' else DEMOS[name].service})"
+        for name in demos
+        if name in DEMOS
+    ]
+    print(f"Demo use cases, each with {replicas} worker replicas of its service, its data")
+    print(f"source and its ground truth: {', '.join(streams)}.")
     print(
         "Every API wants 'Authorization: Bearer <token>': GITS_ADMIN_TOKEN, GITS_RUNTIME_TOKEN "
         "or GITS_READ_TOKEN from .env, by what the route does."

@@ -14,7 +14,7 @@ the response body.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 
 from gits_common.clients import rows_from_frame
+from gits_common.schemas import Task
 from gits_ml.demo import FEATURES, PRODUCT_QUALITY, TARGET, DemoConfig, generate, quality
+from gits_ml.demos import DEMOS, IN_SPEC, OFF_SPEC
 
 USE_CASE = PRODUCT_QUALITY.model_copy(
     update={"name": "postman_quality", "description": "The Postman collection's own use case"}
@@ -41,6 +43,10 @@ VARIABLES = {
     "message_id": "postman-job-1",
     "retraining_job_id": "1",
     "explainer_job_id": "1",
+    "class_use_case": "postman_grade",
+    "anomaly_use_case": "postman_pump",
+    "task_job_id": "1",
+    "task_algorithm_version": "1",
 }
 MODEL_FILE = "var/postman/model.pkl"  # relative to newman's --working-dir, the checkout
 # Tables as small as monitoring allows at its defaults: a history point needs 500
@@ -713,6 +719,235 @@ def retraining_steps() -> list[Step]:
     ]
 
 
+# --- Classification and anomaly detection: one use case of each, from the demos ---
+
+TASK_DATA = DemoConfig(
+    seed=2025,
+    start=datetime(2025, 1, 1, tzinfo=UTC),
+    history_hours=300,
+    test_fraction=0.25,
+    production_minutes=150,
+    ground_truth_every_minutes=1,
+)
+# (demo, description, its data): the anomaly use case's testing and production rows each
+# hold two injected anomalies with this seed (a threshold is chosen on the first, and the
+# models are scored on the second).
+TASK_USE_CASES = {
+    "class_use_case": ("quality_class", "Postman's classification use case", TASK_DATA),
+    "anomaly_use_case": (
+        "sensor_anomaly",
+        "Postman's anomaly use case",
+        replace(TASK_DATA, history_hours=1000, test_fraction=0.6, production_minutes=400),
+    ),
+}
+
+
+@cache
+def task_tables(variable: str) -> dict[str, pd.DataFrame]:
+    """A task use case's training, testing and production rows, production with the
+    predictions of a stand-in model (right nine times in ten, with its score) and the
+    truth kept for the labels."""
+    demo_name, _, config = TASK_USE_CASES[variable]
+    demo = DEMOS[demo_name]
+    data = demo.generate(config)
+    rng = np.random.default_rng(TASK_DATA.seed)
+    production = data.production.merge(
+        data.ground_truth[["message_id", demo.target]], on="message_id", how="left"
+    )
+    # (the demos label all but the last reading: it stays unlabelled, as a new one would)
+    truth = production[demo.target].fillna(0 if demo.use_case.task is Task.anomaly else IN_SPEC)
+    wrong = rng.random(len(production)) < 0.1
+    if demo.use_case.task is Task.classification:
+        flipped = truth.map({IN_SPEC: OFF_SPEC, OFF_SPEC: IN_SPEC})
+        production["prediction"] = truth.where(~wrong, flipped)
+        production["prediction_score"] = rng.uniform(0.55, 0.99, len(production)).round(3)
+    else:
+        production["prediction"] = truth.where(~wrong, 1 - truth).astype(int)
+        production["prediction_score"] = (
+            production["prediction"] * 8 + rng.normal(3, 1, len(production))
+        ).round(3)
+    production["model_version"] = "postman_stand_in:1"
+    return {"training": data.training, "testing": data.testing, "production": production}
+
+
+def _task_rows(variable: str, table: str) -> list[dict[str, Any]]:
+    frame = task_tables(variable)[table]
+    target = DEMOS[TASK_USE_CASES[variable][0]].target
+    return rows_from_frame(frame.drop(columns=[target]) if table == "production" else frame)
+
+
+def _task_use_case_steps(variable: str) -> list[Step]:
+    """Register a task's use case, fill its tables, label its predictions."""
+    demo_name, description, _ = TASK_USE_CASES[variable]
+    demo = DEMOS[demo_name]
+    name = {"name": f"{{{{{variable}}}}}"}
+    task = demo.use_case.task.value
+    definition = demo.use_case.model_dump(mode="json", exclude_none=True)
+    production = task_tables(variable)["production"]
+    labelled = production[production[demo.target].notna()]
+    labels = [
+        {"message_id": mid, "value": value}
+        for mid, value in zip(labelled["message_id"], labelled[demo.target].tolist(), strict=True)
+    ]
+    inserts = [
+        Step(
+            "POST",
+            "/ml_data_api/use_cases/{name}/{table}/rows",
+            f"Insert the {task} {table} rows",
+            (201,),
+            {
+                "stores every row once": _is(
+                    "json().inserted + json().skipped", str(len(_task_rows(variable, table)))
+                )
+            },
+            body=_compact("rows", _task_rows(variable, table)),
+            path_values={**name, "table": table},
+        )
+        for table in ("training", "testing", "production")
+    ]
+    return [
+        Step(
+            "POST",
+            "/ml_data_api/use_cases",
+            f"Register the {task} use case",
+            (200, 201),
+            {"is of the task": _is("json().use_case.task", f'"{task}"')},
+            body=_body({**definition, "name": f"{{{{{variable}}}}}", "description": description}),
+        ),
+        *inserts,
+        Step(
+            "POST",
+            "/ml_data_api/use_cases/{name}/labels",
+            f"Label the {task} predictions",
+            (200,),
+            {"labels every row": _is("json().labelled", str(len(labels)))},
+            body=_compact("labels", labels),
+            path_values=name,
+        ),
+    ]
+
+
+def task_steps() -> list[Step]:
+    """Classification and anomaly detection: each task's use case, its monitoring
+    answers, and a retraining with the task's options (tuning, an ensemble and SMOTE for
+    the classifier; the threshold chosen on labelled rows for the anomaly model)."""
+    grade, pump = {"name": "{{class_use_case}}"}, {"name": "{{anomaly_use_case}}"}
+    window = {"last": "1000"}
+    return [
+        *_task_use_case_steps("class_use_case"),
+        *_task_use_case_steps("anomaly_use_case"),
+        Step(
+            "GET",
+            "/monitoring_api/use_cases/{name}/classification",
+            "Classification report",
+            (200,),
+            {
+                "has the confusion matrix": _is(
+                    "json().confusion_matrix.labels", json.dumps([IN_SPEC, OFF_SPEC])
+                ),
+                "names the minority class positive": _is("json().positive_class", f'"{OFF_SPEC}"'),
+                "looks at labelled rows": "pm.expect(json().labelled_rows).to.be.above(0);",
+            },
+            query=window,
+            path_values=grade,
+        ),
+        Step(
+            "GET",
+            "/monitoring_api/use_cases/{name}/anomalies",
+            "Anomaly rate and events",
+            (200,),
+            {
+                "has flagged events": "pm.expect(json().events).to.not.be.empty;",
+                "has a rate per bucket": "pm.expect(json().rate).to.not.be.empty;",
+                "judges the flags on labels": "pm.expect(json().realised.recall).to.be.above(0.5);",
+            },
+            query={**window, "bucket_seconds": "600"},
+            path_values=pump,
+        ),
+        Step(
+            "GET",
+            "/monitoring_api/use_cases/{name}/performance/estimated",
+            "Estimated performance beside the realised",
+            (200,),
+            {"says how or why not": "pm.expect(json().method || json().reason).to.be.ok;"},
+            query=window,
+            path_values=grade,
+        ),
+        Step(
+            "POST",
+            "/retraining_api/jobs",
+            "Retrain the classifier tuned, blended and balanced",
+            (202,),
+            {"keeps its id": _save("task_job_id", "json().id")},
+            body=_body(
+                {
+                    "use_case": "{{class_use_case}}",
+                    "models": ["lr", "ridge"],
+                    "metric": "F1",
+                    "tune": {"trials": 2, "time_budget_seconds": 60},
+                    "ensemble": "blend",
+                    "fix_imbalance": True,
+                    "requested_by": "postman",
+                }
+            ),
+        ),
+        Step(
+            "GET",
+            "/retraining_api/jobs/{job_id}",
+            "Wait for the classifier's retraining",
+            (200,),
+            {
+                "has finished": _is("[json().status, json().error]", '["finished", null]'),
+                "was tuned and blended": _is("json().result.ensemble.method", '"blend"')
+                + " pm.expect(json().result.tuning.trials).to.be.at.least(1);",
+            },
+            path_values={"job_id": "{{task_job_id}}"},
+            until=_done("json().status"),
+        ),
+        Step(
+            "POST",
+            "/retraining_api/jobs",
+            "Retrain the anomaly model",
+            (202,),
+            {"keeps its id": _save("task_job_id", "json().id")},
+            body=_body(
+                {"use_case": "{{anomaly_use_case}}", "models": ["mcd"], "requested_by": "postman"}
+            ),
+        ),
+        Step(
+            "GET",
+            "/retraining_api/jobs/{job_id}",
+            "Wait for the anomaly model's retraining",
+            (200,),
+            {
+                "has finished": _is("[json().status, json().error]", '["finished", null]'),
+                "chose a threshold": "pm.expect(json().result.threshold.chosen).to.be.a('number');",
+            },
+            path_values={"job_id": "{{task_job_id}}"},
+            until=_done("json().status"),
+        ),
+        Step(
+            "POST",
+            "/retraining_api/jobs",
+            "Tuning an anomaly model is refused",
+            (422,),
+            {"says why": _has("pm.response.text()", '"tune"')},
+            body=_body({"use_case": "{{anomaly_use_case}}", "tune": {}, "requested_by": "postman"}),
+        ),
+        *(
+            Step(
+                "DELETE",
+                "/ml_data_api/use_cases/{name}",
+                f"Delete the {task} use case",
+                (200,),
+                {"drops its three tables": _is("json().tables.length", "3")},
+                path_values=values,
+            )
+            for task, values in (("classification", grade), ("anomaly", pump))
+        ),
+    ]
+
+
 def cleanup_steps() -> list[Step]:
     """Delete what the collection made: services, model versions, rows, the use case."""
     return [
@@ -761,5 +996,6 @@ FOLDERS = {
     "3. Jobs": job_steps,
     "4. Monitoring": monitoring_steps,
     "5. Retraining and explainers": retraining_steps,
-    "6. Clean up": cleanup_steps,
+    "6. Classification and anomaly detection": task_steps,
+    "7. Clean up": cleanup_steps,
 }

@@ -17,7 +17,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from decouple import AutoConfig
+from decouple import AutoConfig, Csv
+
+from gits_ml.demo import PRODUCT_QUALITY
+from gits_ml.demos import DEMOS
 
 ROOT = Path(__file__).resolve().parents[1]
 config = AutoConfig(search_path=str(ROOT))
@@ -41,6 +44,7 @@ class Program:
     startsecs: int = 10  # up this long counts as started (see the back-off comment)
     startretries: int = 10
     stopwaitsecs: int = 20  # SIGTERM, then SIGKILL after this long
+    environment: tuple[tuple[str, str], ...] = ()  # set for this program over .env
 
     @property
     def process_name(self) -> str:
@@ -53,8 +57,12 @@ class Program:
         return len(self.name) + (0 if self.replicas is None else 1 + len(str(self.replicas)))
 
 
-def programs(worker_replicas: int) -> list[Program]:
-    """Every process of `make run`; with 0 replicas, no worker."""
+def programs(worker_replicas: int, demos: list[str] | None = None) -> list[Program]:
+    """Every process of `make run`; with 0 replicas, no worker. Each demo use case of
+    `demos` (DEMO_USE_CASES; `gits_ml.demos.DEMOS`) gets its own worker replicas (its
+    service's), data_source and ground-truth collector; product_quality's keep their
+    original names (`worker`, `data_source`, `ground_truth_collector`) and settings."""
+    demos = list(DEMOS) if demos is None else demos
     listed = [
         Program("ml_data_api", "-m ml_data_api", "stores"),
         Program("queue_manager", "-m queue_manager", "stores"),
@@ -62,12 +70,38 @@ def programs(worker_replicas: int) -> list[Program]:
         Program("monitoring_api", "-m monitoring_api", "apps"),
         Program("retraining_api", "-m retraining_api", "apps"),
         Program("django_admin", "-m django_admin", "apps"),
-        # The batch in hand is finished before a worker exits.
-        Program("worker", "-m workers", "stream", replicas=worker_replicas, stopwaitsecs=30),
-        Program("data_source", "-m data_source --loop", "stream"),
-        Program("ground_truth_collector", "-m ground_truth_collector", "stream"),
     ]
+    for name in demos:
+        own = "" if name == PRODUCT_QUALITY.name else f"_{name}"
+        service = () if not own else (("SERVICE_NAME", DEMOS[name].service),)
+        listed += [
+            # The batch in hand is finished before a worker exits.
+            Program(
+                f"worker{own}",
+                "-m workers",
+                "stream",
+                replicas=worker_replicas,
+                stopwaitsecs=30,
+                environment=service,
+            ),
+            Program(f"data_source{own}", f"-m data_source --loop --use-case {name}", "stream"),
+            Program(
+                f"ground_truth_collector{own}",
+                "-m ground_truth_collector",
+                "stream",
+                environment=(("GROUND_TRUTH_USE_CASE", name),),
+            ),
+        ]
     return [p for p in listed if p.replicas != 0]
+
+
+def demo_use_cases() -> list[str]:
+    """DEMO_USE_CASES from the environment or .env (default: every demo), checked."""
+    names = config("DEMO_USE_CASES", default=",".join(DEMOS), cast=Csv(post_process=list))
+    unknown = sorted(set(names) - set(DEMOS))
+    if unknown:
+        raise SystemExit(f"DEMO_USE_CASES names {unknown}; the demos are {', '.join(DEMOS)}")
+    return list(dict.fromkeys(names))
 
 
 HEADER = """\
@@ -142,6 +176,8 @@ stdout_logfile=/dev/fd/1
 stdout_logfile_maxbytes=0
 """
 
+ENVIRONMENT = "environment={pairs}\n"
+
 ONESHOT = """\
 ; One-shot: exit status 0 is success and ends it; anything else runs it again. Started
 ; from its first moment (startsecs=0): a quick success must not count as a failed start.
@@ -180,6 +216,9 @@ def render(listed: list[Program], *, run_dir: Path, python: str = sys.executable
             stopwaitsecs=program.stopwaitsecs,
             **paths,
         )
+        if program.environment:
+            pairs = ",".join(f'{k}="{escape(v)}"' for k, v in program.environment)
+            section += ENVIRONMENT.format(pairs=pairs)
         sections.append(section + (ONESHOT if program.oneshot else ""))
     return "".join(sections)
 
@@ -212,7 +251,7 @@ def main(argv: list[str]) -> None:
     """Write the configuration of `make run` into the run directory given."""
     if len(argv) != 1:
         raise SystemExit("usage: python scripts/supervisord_conf.py RUN_DIR")
-    write(Path(argv[0]), programs(worker_replicas()))
+    write(Path(argv[0]), programs(worker_replicas(), demo_use_cases()))
 
 
 if __name__ == "__main__":

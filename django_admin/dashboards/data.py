@@ -17,7 +17,7 @@ from django.conf import settings
 from django_admin.apis import client
 from django_admin.dashboards.deadletters import dead_letter_count
 from gits_common.amqp import dead_letter_queue
-from gits_common.schemas import UseCase
+from gits_common.schemas import Task, UseCase
 
 JOB_STATUSES = ("queued", "processing", "finished", "failed")
 MAX_JOBS = 2000  # newest jobs the main dashboard's throughput and timing look at
@@ -102,10 +102,11 @@ def recent_jobs(service: str | None, *, window: timedelta, limit: int = MAX_JOBS
     return frame.sort_values("start", ignore_index=True)
 
 
-def bucket_for(jobs: pd.DataFrame) -> str:
-    """The finest bucket that splits the jobs' end times into at most `BUCKETS_SHOWN`."""
-    ends = jobs["end"].dropna()
-    span = (ends.max() - ends.min()).total_seconds() if len(ends) else 0.0
+def bucket_for(times: pd.Series) -> str:
+    """The finest of `BUCKETS` that splits the span of `times` (datetimes; missing ones
+    left out) into at most `BUCKETS_SHOWN` buckets."""
+    present = times.dropna()
+    span = (present.max() - present.min()).total_seconds() if len(present) else 0.0
     for bucket in BUCKETS:
         if span / pd.Timedelta(bucket).total_seconds() <= BUCKETS_SHOWN:
             return bucket
@@ -145,25 +146,37 @@ def row_counts(name: str) -> dict[str, int]:
 def production_rows(
     definition: UseCase, *, last: int, start: datetime | None = None
 ) -> pd.DataFrame:
-    """The newest `last` production rows (from `start` on, when given) as time,
-    message_id, prediction, target (missing until the ground truth arrives) and
-    model_version, oldest first."""
+    """The newest `last` production rows (from `start` on, when given), oldest first, as
+    time (UTC), message_id, prediction, prediction_score (float, NaN where none), target
+    (missing until the ground truth arrives) and model_version.
+
+    Regression predictions and targets are floats; a classification's or an anomaly
+    use case's stay the labels as stored (class labels; flags 0/1), never turned into
+    floats by a missing value, so that predicted and true labels compare equal."""
     params: dict[str, Any] = {"last": last}
     if start is not None:
         params["start"] = start.isoformat()
     path = f"/ml_data_api/use_cases/{definition.name}/production/rows"
     rows = client("ml_data_api").request("GET", path, params=params)["rows"]
     target = definition.target.name if definition.target else None
+    labels = {
+        "prediction": [r.get("prediction") for r in rows],
+        "target": [r.get(target) if target else None for r in rows],
+    }
     frame = pd.DataFrame(
         {
-            "time": [r[definition.time_column] for r in rows],
+            "time": _times(pd.Series([r[definition.time_column] for r in rows], dtype=object)),
             "message_id": [r.get("message_id") for r in rows],
-            "prediction": [r.get("prediction") for r in rows],
-            "target": [r.get(target) if target else None for r in rows],
+            **{name: pd.Series(values, dtype=object) for name, values in labels.items()},
+            "prediction_score": pd.to_numeric(
+                pd.Series([r.get("prediction_score") for r in rows], dtype=object)
+            ).astype(float),
             "model_version": [r.get("model_version") for r in rows],
         }
     )
-    frame["time"] = _times(frame["time"])
+    if definition.task is Task.regression:
+        for name in labels:
+            frame[name] = pd.to_numeric(frame[name]).astype(float)
     return frame
 
 
@@ -204,6 +217,137 @@ def alerts(name: str, *, window: timedelta, limit: int = MAX_ALERTS) -> list[dic
     path = f"/monitoring_api/use_cases/{name}/alerts"
     found: list[dict[str, Any]] = client("monitoring_api").request("GET", path, params=params)
     return found[::-1][:limit]
+
+
+# --- What each task's graphs draw, from production rows (`production_rows`' frame) ---
+
+ANOMALY_FLAG = 1  # an anomaly use case's `prediction` (and known label) of an anomaly
+
+
+def labelled_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows that have both a prediction and a known target (ground truth arrived)."""
+    return rows.dropna(subset=["prediction", "target"])
+
+
+def classes(rows: pd.DataFrame) -> list[Any]:
+    """Every class label among the predictions and the known targets, sorted by its text
+    (labels of a column share one type, but a sort must not fail if they do not)."""
+    found = set(rows["prediction"].dropna()) | set(rows["target"].dropna())
+    return sorted(found, key=str)
+
+
+def confusion_matrix(rows: pd.DataFrame) -> pd.DataFrame:
+    """The realised confusion matrix of the labelled rows: a k x k frame of row counts,
+    index the true class ("truth"), columns the predicted class ("predicted"), both in
+    `classes` order (k = 0 without labelled rows)."""
+    done = labelled_rows(rows)
+    labels = classes(done)
+    counts = pd.crosstab(done["target"], done["prediction"])
+    matrix = counts.reindex(index=labels, columns=labels, fill_value=0).astype(int)
+    return matrix.rename_axis(index="truth", columns="predicted")
+
+
+def class_balance(rows: pd.DataFrame) -> pd.DataFrame:
+    """How the classes are spread: per class (index, `classes` order) the rows predicted
+    as it ("predicted") and the labelled rows truly of it ("truth"), as counts, and each
+    as a share of its column's total ("predicted_share", "truth_share", 0..1; NaN when
+    the column has no row)."""
+    predicted = rows["prediction"].dropna()
+    truth = labelled_rows(rows)["target"]
+    out = pd.DataFrame(index=pd.Index(classes(rows), name="class"))
+    for column, values in (("predicted", predicted), ("truth", truth)):
+        out[column] = values.value_counts().reindex(out.index, fill_value=0).astype(int)
+        total = int(out[column].sum())
+        out[f"{column}_share"] = out[column] / total if total else float("nan")
+    return out
+
+
+def flags(rows: pd.DataFrame) -> pd.Series:
+    """Whether each row is flagged an anomaly (`prediction` == 1), as booleans."""
+    return rows["prediction"].map(lambda value: value == ANOMALY_FLAG).astype(bool)
+
+
+def flagged_spans(rows: pd.DataFrame) -> pd.DataFrame:
+    """The runs of consecutive flagged rows among the predicted ones, oldest first:
+    start (the first flagged row's time), end (the time of the next reading, when the
+    flag was seen to end; the last flagged row's time for a run still going), rows (in
+    the run) and max_score (the highest `prediction_score`, NaN without scores)."""
+    predicted = rows.dropna(subset=["prediction"]).sort_values("time", kind="stable")
+    flagged = flags(predicted)
+    columns = ["start", "end", "rows", "max_score"]
+    if not flagged.any():
+        return pd.DataFrame(columns=columns)
+    run = (flagged != flagged.shift()).cumsum()
+    next_time = predicted["time"].shift(-1).fillna(predicted["time"])
+    spans = predicted.assign(run=run, next_time=next_time)[flagged.to_numpy()]
+    grouped = spans.groupby("run", sort=True)
+    out = pd.DataFrame(
+        {
+            "start": grouped["time"].first(),
+            "end": grouped["next_time"].last(),
+            "rows": grouped.size(),
+            "max_score": grouped["prediction_score"].max(),
+        }
+    )
+    return out.reset_index(drop=True)[columns]
+
+
+def anomaly_rate(rows: pd.DataFrame, *, bucket: str) -> pd.DataFrame:
+    """The share of flagged rows among the predicted ones per time bucket (a pandas
+    frequency, e.g. "10s"), buckets without rows left out: time (the bucket's start),
+    rows, flagged and rate (0..1)."""
+    predicted = rows.dropna(subset=["prediction"])
+    columns = ["time", "rows", "flagged", "rate"]
+    if predicted.empty:
+        return pd.DataFrame(columns=columns)
+    counted = predicted.assign(flagged=flags(predicted)).groupby(
+        pd.Grouper(key="time", freq=bucket)
+    )["flagged"]
+    out = counted.agg(rows="size", flagged="sum").reset_index()
+    out = out[out["rows"] > 0].reset_index(drop=True)
+    out["flagged"] = out["flagged"].astype(int)
+    out["rate"] = out["flagged"] / out["rows"]
+    return out[columns]
+
+
+@dataclass(frozen=True)
+class AnomalyReport:
+    """What monitoring_api says of an anomaly use case's window: the bound model's score
+    threshold (a row is flagged when its score is above it; None: the model has none),
+    the window's anomaly rate (0..1) and the rate at which it alerts (None: no such
+    check), and whether it alerts now."""
+
+    threshold: float | None
+    model_version: str | None
+    anomaly_rate: float | None
+    alert_threshold: float | None
+    alerting: bool
+
+
+def anomaly_report(
+    name: str, *, start: datetime | None = None, last: int | None = None, bucket_seconds: int
+) -> AnomalyReport:
+    """monitoring_api's anomaly report of the use case over [start, now) or its newest
+    `last` rows, rates per `bucket_seconds`. Raises the API's domain errors (NotFound for
+    an unknown use case, Conflict for one of another task, Unavailable when it is down)."""
+    params: dict[str, Any] = {"bucket_seconds": bucket_seconds}
+    if start is not None:
+        params["start"] = start.isoformat()
+    if last is not None:
+        params["last"] = last
+    path = f"/monitoring_api/use_cases/{name}/anomalies"
+    found = client("monitoring_api").request("GET", path, params=params)
+    return AnomalyReport(
+        threshold=_number(found.get("threshold")),
+        model_version=found.get("model_version"),
+        anomaly_rate=_number(found.get("anomaly_rate")),
+        alert_threshold=_number(found.get("alert_threshold")),
+        alerting=bool(found.get("alerting")),
+    )
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _times(values: pd.Series) -> pd.Series:

@@ -25,9 +25,11 @@ PAGES = {
     "main": Page(
         "Main dashboard",
         "Jobs, throughput, processing time and dead letters of a service, and the latest "
-        "predictions of its use case against the ground truth.",
+        "predictions of its use case as its task needs: against the ground truth "
+        "(regression), confusion matrix and class balance (classification), anomaly score "
+        "with threshold and flagged spans (anomaly detection).",
         main.NAME,
-        1.0,
+        1.25,
     ),
     "monitoring": Page(
         "Monitoring",
@@ -37,9 +39,10 @@ PAGES = {
     ),
     "realtime": Page(
         "Real-time predictions",
-        f"The live stream of predictions, redrawn every {realtime.REFRESH_SECONDS} seconds.",
+        f"The live stream of predictions, redrawn every {realtime.REFRESH_SECONDS} seconds, "
+        "and for an anomaly service its score against the model's threshold.",
         realtime.NAME,
-        0.52,
+        1.05,
     ),
 }
 

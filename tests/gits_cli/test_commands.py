@@ -216,6 +216,24 @@ def test_a_bad_version_is_a_usage_error():
     assert "'two' is not a version number" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["train", "x", "--tune-seconds", "nan"], "--tune-seconds"),
+        (["train", "x", "--tune-seconds", "0"], "--tune-seconds"),
+        (["train", "x", "--trials", "0"], "--trials"),
+        (["performance", "x", "--last", "0"], "--last"),
+        (["anomalies", "x", "--last", "-1"], "--last"),
+    ],
+)
+def test_option_values_no_request_could_take_are_usage_errors(args, option):
+    # `--tune-seconds nan` was "unexpected ValueError ... a bug: please report" (#14 review)
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}'" in result.output
+
+
 def test_the_gits_entry_point_is_installed():
     gits = Path(sys.executable).parent / "gits"
 

@@ -13,6 +13,7 @@ import pytest
 from gits_common.clients import MlDataClient, rows_from_frame
 from gits_common.schemas import Column, Table
 from gits_ml.demo import PRODUCT_QUALITY, TARGET, DemoConfig, generate
+from gits_ml.demos import DEMOS
 from ground_truth_collector.collector import Collector, Cursor
 from ground_truth_collector.sources import CsvLabels, DemoLabels, LabelSource
 from ml_data_api.app import create_app
@@ -68,7 +69,7 @@ class Stack:
             async with self.client() as client:
                 collector = Collector(
                     client=client,
-                    source=source or DemoLabels(CONFIG),
+                    source=source or DemoLabels(DEMOS["product_quality"], CONFIG),
                     use_case=self.name,
                     time_column="timestamp",
                     cursor=Cursor(self.state),

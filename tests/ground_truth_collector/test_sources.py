@@ -15,6 +15,7 @@ import pytest
 from gits_common import errors
 from gits_common.schemas import Column, ColumnType, Task, UseCase
 from gits_common.settings import MissingSetting
+from gits_ml.demo import PRODUCT_QUALITY
 from ground_truth_collector.__main__ import label_source
 from ground_truth_collector.settings import load_settings
 from ground_truth_collector.sources import CsvLabels, DemoLabels, TableLabels
@@ -191,7 +192,14 @@ def test_the_settings_choose_the_source_and_the_demo_stays_the_default(
     use_case = UseCase(name="pq", task=Task.regression, features=[Column(name="t")], target=QUALITY)
     for name in ("GROUND_TRUTH_SOURCE", "GROUND_TRUTH_CSV", "GROUND_TRUTH_TABLE"):
         monkeypatch.delenv(name, raising=False)
+    assert isinstance(label_source(load_settings(), PRODUCT_QUALITY), DemoLabels)
+    # The demo source knows only the demos' labels: a user's use case is told what to set.
+    with pytest.raises(errors.InvalidInput, match="set GROUND_TRUTH_SOURCE to csv or table"):
+        label_source(load_settings(), use_case)
+    # ... unless it holds a demo's rows under another name
+    monkeypatch.setenv("GROUND_TRUTH_DEMO", "product_quality")
     assert isinstance(label_source(load_settings(), use_case), DemoLabels)
+    monkeypatch.delenv("GROUND_TRUTH_DEMO")
 
     monkeypatch.setenv("GROUND_TRUTH_SOURCE", "csv")
     with pytest.raises(MissingSetting, match="GROUND_TRUTH_CSV"):

@@ -116,3 +116,22 @@ def test_a_regression_use_case_with_a_target_that_is_no_number_is_refused(client
     response = client.post("/ml_data_api/use_cases", json=body)
     assert response.status_code == 422
     assert "a regression target is a number" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "accepted"), [("text", False), ("float", False), ("int", True), ("bool", True)]
+)
+def test_an_anomaly_target_is_a_0_1_or_true_false_verdict(client, kind, accepted):
+    # "yes"/"no" was accepted, loaded, and refused only when retraining (#14 review).
+    body = {
+        "name": f"anomaly_{kind}",
+        "task": "anomaly",
+        "features": [{"name": "x"}],
+        "target": {"name": "verdict", "type": kind},
+    }
+    response = client.post("/ml_data_api/use_cases", json=body)
+    if accepted:
+        assert response.status_code in (200, 201), response.text
+    else:
+        assert response.status_code == 422
+        assert "an anomaly target is the known verdict of a row" in response.json()["detail"]

@@ -128,3 +128,25 @@ def test_loader_reports_a_csv_that_does_not_fit_the_use_case(
     assert code == 1 and bad_value == 1
     assert "train.csv has no column 'x' (it has t, y, z)" in caplog.text
     assert "test.csv, line 2: x 'abc' is not a valid value" in caplog.text
+
+
+def test_each_demo_loads_with_its_targets_type(live_api, client, monkeypatch):
+    monkeypatch.setenv("ML_DATA_API_URL", live_api.url)
+    assert main(["--demo", "sensor_anomaly", "--demo", "quality_class"]) == 0
+
+    anomaly = client.read_rows("sensor_anomaly", Table.testing, last=1800)
+    assert {row["anomaly"] for row in anomaly} == {0, 1}
+    assert client.use_case("sensor_anomaly").task is Task.anomaly
+    grades = {row["grade"] for row in client.read_rows("quality_class", Table.training, last=500)}
+    assert grades == {"in_spec", "off_spec"}
+
+
+def test_an_unknown_demo_is_named(live_api, monkeypatch, caplog, capsys):
+    monkeypatch.setenv("ML_DATA_API_URL", live_api.url)
+    monkeypatch.setenv("DEMO_USE_CASES", "product_quality,steel_plates")
+    assert main([]) == 1
+    assert "DEMO_USE_CASES names ['steel_plates']" in caplog.text
+    with pytest.raises(SystemExit) as exit_:
+        main(["--demo", "steel_plates"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'steel_plates'" in capsys.readouterr().err

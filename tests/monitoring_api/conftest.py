@@ -97,6 +97,7 @@ def monitoring_settings(apis: dict[str, str], **changes: Any) -> Settings:
         # Pinned, so that no developer's .env changes what the tests expect.
         default_drift_share=0.5,
         default_feature_drift_score=None,
+        default_anomaly_rate=0.1,
         # The tests' webhook receivers listen on loopback, which only an operator's
         # allow-list opens to webhooks.
         webhook_allowed_hosts=parse_allowed_hosts("127.0.0.1"),

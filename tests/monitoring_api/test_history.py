@@ -133,9 +133,10 @@ def test_too_few_labels_record_drift_but_no_performance(client, stage):
 
     point = run_point(client, use_case.name)
 
-    # 100 rows are too few for drift distances: each feature records its p-value
+    # 100 rows are too few for drift distances: each feature records its p-value; the
+    # performance is estimated (DLE), not realised
     metrics = {v["metric"] for v in point["values"]}
-    assert metrics == {"drift_share", "drift_p_value"}
+    assert metrics == {"drift_share", "drift_p_value", "estimated_mae", "estimated_rmse"}
     assert point["labelled_rows"] == 9
 
 
@@ -201,7 +202,8 @@ def test_a_failing_webhook_is_recorded_on_the_alert_and_the_point_still_stored(a
     assert alert["delivery"] == "failed"
     assert alert["delivery_detail"] == "not delivered"  # which failure it was, only in the log
     assert stored == [alert]
-    assert len(history["values"]) == 1 + len(FEATURES)
+    # the drift share, each feature's p-value, and the estimated MAE and RMSE (DLE)
+    assert len(history["values"]) == 1 + len(FEATURES) + 2
 
 
 def test_thresholds_default_until_set_and_are_validated(client, stage):
@@ -211,6 +213,7 @@ def test_thresholds_default_until_set_and_are_validated(client, stage):
         "drift_share": 0.5,
         "feature_drift_score": None,
         "performance_drop": None,
+        "anomaly_rate": 0.1,
         "webhook_url": None,
     }
     assert client.get(url).json() == defaults

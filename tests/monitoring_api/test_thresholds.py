@@ -18,6 +18,7 @@ CHOSEN = {
     "drift_share": 0.3,
     "feature_drift_score": 0.2,
     "performance_drop": 0.1,
+    "anomaly_rate": 0.2,
     "webhook_url": "http://hooks.example/x",
 }
 
@@ -28,6 +29,7 @@ changes = st.fixed_dictionaries(
         "drift_share": st.none() | st.floats(min_value=0, max_value=1),
         "feature_drift_score": st.none() | st.floats(min_value=0, max_value=10),
         "performance_drop": st.none() | st.floats(min_value=0, max_value=10, exclude_min=True),
+        "anomaly_rate": st.none() | st.floats(min_value=0, max_value=1),
         "webhook_url": st.none() | st.sampled_from(["http://a.example/1", "https://b.example/2"]),
     },
 )
@@ -66,6 +68,7 @@ def test_a_first_change_keeps_the_configured_defaults(apis, auth, stage):
             "drift_share": 0.7,
             "feature_drift_score": 0.3,
             "performance_drop": None,
+            "anomaly_rate": 0.1,
             "webhook_url": None,
         }
 

@@ -14,7 +14,8 @@ import pytest
 from gits_common.schemas import Column, ColumnType, Task, UseCase
 from gits_ml import modeling
 from gits_ml.demo import FEATURES, PRODUCT_QUALITY, TARGET, DemoConfig, generate
-from retraining_api.explainer import ExplainerPage, build_dashboard
+from retraining_api import anomaly_explainer
+from retraining_api.explainer import CDN_TAG, ExplainerPage, build_dashboard
 
 DEMO = generate(DemoConfig(history_hours=300, production_minutes=200))
 GRADES = np.array(["A", "B", "C"])
@@ -29,6 +30,43 @@ GRADING = UseCase(
     target=Column(name="grade", type=ColumnType.text),
     time_column="ts",
 )
+
+
+SENSOR_FEATURES = ["vibration", "temperature", "current"]
+QUALITY = UseCase(
+    name="quality",
+    task=Task.classification,
+    features=[Column(name=f) for f in SENSOR_FEATURES],
+    target=Column(name="grade", type=ColumnType.text),
+)
+SPIKES = UseCase(
+    name="spikes",
+    task=Task.anomaly,
+    features=[Column(name=f) for f in SENSOR_FEATURES],
+    target=Column(name="anomaly", type=ColumnType.int),
+)
+
+
+def grades(n: int, *, seed: int) -> pd.DataFrame:
+    """Sensor readings graded "off_spec" when hot and vibrating (about 10% of them)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "vibration": rng.normal(2.0, 0.5, n),
+            "temperature": rng.normal(60.0, 5.0, n),
+            "current": rng.normal(10.0, 1.0, n),
+        }
+    )
+    risk = (frame.vibration - 2.0) / 0.5 + (frame.temperature - 60.0) / 5.0
+    return frame.assign(grade=np.where(risk > 1.8, "off_spec", "in_spec"))
+
+
+def spikes(n: int, *, seed: int) -> pd.DataFrame:
+    """Sensor readings with a vibration spike (label 1) every 20th row."""
+    frame = grades(n, seed=seed).drop(columns=["grade"])
+    label = (np.arange(n) % 20 == 10).astype(int)
+    frame.loc[label == 1, "vibration"] += 6.0
+    return frame.assign(anomaly=label)
 
 
 def batches(n: int, *, seed: int) -> pd.DataFrame:
@@ -177,10 +215,59 @@ def test_a_model_without_a_fast_shap_method_gets_kernel_shap():
     assert f"{expected}, sampled at random (seed 7); {page.shap}" in banner(page)
 
 
-def test_an_anomaly_use_case_is_refused_with_the_reason(forest):
-    sensors = PRODUCT_QUALITY.model_copy(update={"task": Task.anomaly, "target": None})
+def test_a_binary_text_target_gets_importances_and_stats_for_each_class():
+    frame = grades(300, seed=1)
+    pipeline, _ = modeling.train(QUALITY, frame, include=["lr"])
 
-    with pytest.raises(ValueError, match=r"anomaly use case.*regression and classification"):
+    page = build_dashboard(
+        pipeline, grades(100, seed=2), use_case=QUALITY, title="lr", data_name="testing"
+    )
+
+    for grade in ("in_spec", "off_spec"):
+        assert f"Feature Importances: {grade}" in page.html
+        assert f"Classification Stats: {grade}" in page.html
+    assert ranked(page) == set(SENSOR_FEATURES)
+
+
+@pytest.fixture(scope="module")
+def detectors() -> dict[str, Any]:
+    """An isolation forest and a k-nearest-neighbours detector of vibration spikes."""
+    setup = modeling.experiment(SPIKES, grades(400, seed=3).drop(columns=["grade"]))
+    return {
+        model: modeling.best_model(setup, Task.anomaly, include=[model])[0]
+        for model in ("iforest", "knn")
+    }
+
+
+def test_an_isolation_forest_is_explained_by_contributions_to_its_anomaly_score(detectors):
+    # Given readings where every 20th row has a vibration spike
+    frame = spikes(200, seed=4)
+    forest = detectors["iforest"]
+
+    contributions = anomaly_explainer.feature_contributions(forest, frame, SPIKES)
+    page = build_dashboard(
+        forest, frame, use_case=SPIKES, title="iforest v1", data_name="production", max_rows=150
+    )
+
+    # a row's contributions add up to its anomaly score's rank, exactly (tree SHAP)
+    scores = modeling.anomaly_scores(forest, frame[SENSOR_FEATURES])
+    total = contributions.sum(axis=1).to_numpy()
+    assert (np.argsort(total) == np.argsort(scores)).mean() > 0.99
+    # the spikes are explained by vibration
+    spiked = frame.anomaly.to_numpy() == 1
+    assert (contributions[spiked].idxmax(axis=1) == "vibration").mean() >= 0.8
+    assert page.shap == anomaly_explainer.METHOD
+    assert (page.rows_explained, page.rows_available) == (150, 200)
+    assert "150 of 200 production rows" in banner(page)
+    assert "Mean |contribution| to the anomaly score" in page.html
+    assert "<script>" in page.html and not CDN_TAG.search(page.html)  # opens offline
+
+
+def test_another_anomaly_model_is_refused_naming_the_model(detectors):
+    with pytest.raises(ValueError) as refused:
         build_dashboard(
-            forest, DEMO.production, use_case=sensors, title="iforest", data_name="production"
+            detectors["knn"], spikes(50, seed=5), use_case=SPIKES, title="knn", data_name="testing"
         )
+
+    assert "anomaly model KNN (pyod.models.knn) cannot be explained" in str(refused.value)
+    assert "available for isolation forest models only" in str(refused.value)

@@ -62,7 +62,7 @@ def flows(n: int, *, seed: int = 1, constant: float | None = None) -> pd.DataFra
 
 def choice(metric: str) -> Choice:
     """A choice selecting on `metric`, whatever the task it belongs to."""
-    higher = {**training.METRICS[Task.regression], **training.METRICS[Task.classification]}
+    higher = {metric: up for task in training.METRICS.values() for metric, up in task.items()}
     return Choice(models=["lr"], metric=metric, higher_is_better=higher[metric])
 
 
@@ -85,7 +85,31 @@ def test_a_class_too_small_to_cross_validate_is_refused_with_the_counts():
     detail = refused.value.detail
     assert "class 'fault' of state" in detail
     assert "class counts {'fault': 1, 'ok': 199}" in detail
-    assert "every class needs at least 6 rows (2 x RETRAINING_FOLD 3" in detail
+    assert "every class needs at least 6 rows (PyCaret keeps 30%" in detail
+
+
+def test_a_class_too_small_for_smote_is_refused_before_the_job():
+    # imbalanced-learn#572: SMOTE's 5 neighbours need 6 rows of the class in every fold it
+    # balances; 7 rare rows of 400 passed the plain check and failed inside the job.
+    holdout = pumps({"ok": 30, "fault": 10})
+    rare = pumps({"ok": 393, "fault": 7})
+    training.check_data(PUMPS, rare, holdout, fold=3)  # fine without SMOTE
+    with pytest.raises(errors.InvalidInput) as refused:
+        training.check_data(PUMPS, rare, holdout, fold=3, fix_imbalance=True)
+    needed = training.min_rows_per_class(3, fix_imbalance=True)
+    assert f"every class needs at least {needed} rows" in refused.value.detail
+    assert "SMOTE needs 6 rows of each class" in refused.value.detail
+    training.check_data(PUMPS, pumps({"ok": 400, "fault": needed}), holdout, fold=3,
+                        fix_imbalance=True)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_smote_minimum_is_enough_for_pycaret():
+    needed = training.min_rows_per_class(3, fix_imbalance=True)
+    frame = pumps({"ok": 300, "fault": needed})
+    setup = modeling.experiment(PUMPS, frame, fold=3, setup_options={"fix_imbalance": True})
+    pipeline, _ = modeling.best_model(setup, PUMPS.task, include=["lr"], fold=3)
+    assert pipeline.predict(frame[PUMPS.feature_names]).shape == (len(frame),)
 
 
 @pytest.mark.parametrize("fold", [2, 3, 5])
@@ -221,6 +245,7 @@ CHAMPIONS = {
     "F1": [0.8, 0.0],
     "Kappa": [0.4, -0.2, 0.0],
     "MCC": [0.4, -0.2, 0.0],
+    "Precision": [0.6, 0.0],  # anomaly flags
 }
 STEP = Decimal("0.0001")  # metrics are rounded to 4 places: the smallest visible change
 CASES = [

@@ -33,7 +33,16 @@ NAMES = {
 TABLES = {"data", "evaluate_on"}
 IDS = {"job_id", "model_version"}
 TEXTS = {"requested_by", "models", "metric"}  # free text: 1 to 200 printable characters
-OTHERS = {"limit", "time_budget_seconds", "auto_promote", "promote_margin", "max_rows"}
+OTHERS = {
+    "limit",
+    "time_budget_seconds",
+    "auto_promote",
+    "promote_margin",
+    "max_rows",
+    "tune",
+    "ensemble",
+    "fix_imbalance",
+}
 # Valid values naming nothing that exists: only the parameter under test is bad.
 VALID: dict[str, Any] = {
     "use_case": "no_such_use_case",
@@ -176,3 +185,27 @@ def test_any_text_as_a_name_is_answered_never_a_5xx(client, parameter, value):
     assert response.status_code < 500, response.text
     if not re.fullmatch(NAMES[parameter.name], value) and parameter.where != "path":
         assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("tune", {"trials": 0}, "body.tune.trials"),
+        ("tune", {"trials": 501}, "body.tune.trials"),
+        ("tune", {"trials": True}, "body.tune.trials"),
+        ("tune", {"time_budget_seconds": 0}, "body.tune.time_budget_seconds"),
+        ("tune", {"early_stopping_trials": 0}, "body.tune.early_stopping_trials"),
+        ("tune", {"trails": 5}, "body.tune.trails"),
+        ("tune", 20, "body.tune"),
+        ("ensemble", "voting", "body.ensemble"),
+        ("fix_imbalance", "yes", "body.fix_imbalance"),
+        ("fix_imbalance", 1, "body.fix_imbalance"),
+    ],
+)
+def test_a_bad_tuning_ensemble_or_imbalance_option_is_a_422_naming_it(client, field, value, named):
+    body = {"use_case": VALID["use_case"], field: value}
+
+    response = client.post("/retraining_api/jobs", json=body)
+
+    assert response.status_code == 422, response.text
+    assert named in response.json()["detail"], response.text

@@ -26,6 +26,12 @@ RULES = {
     "GET /monitoring_api/use_cases/{name}/alerts": TIMES,
     "PUT /monitoring_api/use_cases/{name}/thresholds": "a webhook must not point at this "
     "machine or a private network",
+    "GET /monitoring_api/use_cases/{name}/classification": f"{TIMES}; last=N or a time "
+    "window, not both; a classification use case",
+    "GET /monitoring_api/use_cases/{name}/anomalies": f"{TIMES}; last=N or a time window, "
+    "not both; an anomaly use case",
+    "GET /monitoring_api/use_cases/{name}/performance/estimated": f"{TIMES}; last=N or a "
+    "time window, not both",
 }
 PENDING: dict[str, str] = {}
 

@@ -103,9 +103,31 @@ def test_it_creates_what_it_reads_and_deletes_what_it_made():
     assert names.index("Upload the model") < names.index("Bind the service")
     assert names.index("Bind the service") < names.index("Start retraining")
     cleanup = [route(i)[0] for i in collection()["item"][-1]["item"]]
-    assert collection()["item"][-1]["name"] == "6. Clean up"
+    assert collection()["item"][-1]["name"] == "7. Clean up"
     assert cleanup.count("DELETE") >= 5  # two services, the model's versions, the rows
     assert names[-1] == "Delete the use case"
+
+
+def test_every_task_has_a_use_case_its_monitoring_and_a_retraining():
+    folder = next(f for f in collection()["item"] if f["name"].startswith("6. Classification"))
+    names = [i["name"] for i in folder["item"]]
+    bodies = [i["request"].get("body", {}).get("raw", "") for i in folder["item"]]
+    paths = {route(i)[1] for i in folder["item"]}
+    for task in ("classification", "anomaly"):
+        assert f"Register the {task} use case" in names
+        assert f"Delete the {task} use case" in names
+    assert {
+        "/monitoring_api/use_cases/:name/classification",
+        "/monitoring_api/use_cases/:name/anomalies",
+        "/monitoring_api/use_cases/:name/performance/estimated",
+    } <= paths
+    retrainings = [
+        json.loads(resolved(b)) for b in bodies if '"requested_by"' in b and "use_case" in b
+    ]
+    assert any(r.get("tune") and r.get("ensemble") and r.get("fix_imbalance") for r in retrainings)
+    assert any(r.get("models") == ["mcd"] for r in retrainings)
+    # The demos' own use cases are never touched
+    assert not {"quality_class", "sensor_anomaly"} & {v for v in postman_journey.VARIABLES.values()}
 
 
 def test_the_model_upload_is_a_form_with_the_collections_model_file():
@@ -130,7 +152,7 @@ def test_a_route_the_journey_does_not_know_gets_a_test_that_it_answers_as_docume
 
     folders = postman.folders(schemas)
 
-    assert [f["name"] for f in folders][-2:] == [postman.OTHER_ROUTES, "6. Clean up"]
+    assert [f["name"] for f in folders][-2:] == [postman.OTHER_ROUTES, "7. Clean up"]
     (item,) = folders[-2]["item"]
     assert item["request"]["url"]["variable"] == [{"key": "widget", "value": "{{widget}}"}]
     script = "\n".join(item["event"][0]["script"]["exec"])

@@ -232,11 +232,31 @@ def test_the_make_run_configuration_runs_every_service_and_the_worker_replicas(
     options.realize(args=["-c", str(path)])
 
     configs = {c.name: c for g in options.process_group_configs for c in g.process_configs}
-    workers = {f"worker_{n}" for n in range(1, replicas + 1)}
-    assert set(configs) == SERVICES | workers | {"setup"}
-    for name in SERVICES | workers:
+    workers = {
+        f"worker{own}_{n}"
+        for own in ("", "_quality_class", "_sensor_anomaly")
+        for n in range(1, replicas + 1)
+    }
+    streams = {
+        f"{program}_{demo}"
+        for program in ("data_source", "ground_truth_collector")
+        for demo in ("quality_class", "sensor_anomaly")
+    }
+    assert set(configs) == SERVICES | workers | streams | {"setup"}
+    for name in SERVICES | workers | streams:
         assert configs[name].autorestart is RestartUnconditionally
         assert configs[name].startsecs > 0
+    # Each demo's workers consume its own service, each collector labels its own use case.
+    assert "SERVICE_NAME" not in (configs["worker_1"].environment or {})
+    assert configs["worker_quality_class_1"].environment["SERVICE_NAME"] == (
+        "service_quality_class_A"
+    )
+    assert configs["worker_sensor_anomaly_1"].environment["SERVICE_NAME"] == (
+        "service_sensor_anomaly_A"
+    )
+    collector = configs["ground_truth_collector_sensor_anomaly"]
+    assert collector.environment["GROUND_TRUTH_USE_CASE"] == "sensor_anomaly"
+    assert "--use-case quality_class" in configs["data_source_quality_class"].command
     setup = configs["setup"]
     assert "-m ml_data_loader --wait 60 --bootstrap-model" in setup.command
     assert setup.autorestart is RestartWhenExitUnexpected
@@ -256,5 +276,14 @@ def test_the_make_run_configuration_runs_every_service_and_the_worker_replicas(
 def test_no_worker_replicas_means_no_worker_program(monkeypatch):
     monkeypatch.setenv("WORKER_REPLICAS", "0")
     names = [p.name for p in supervisord_conf.programs(supervisord_conf.worker_replicas())]
-    assert "worker" not in names
+    assert not [n for n in names if n.startswith("worker")]
     assert "data_source" in names
+
+
+def test_demo_use_cases_choose_the_streams(monkeypatch):
+    monkeypatch.setenv("DEMO_USE_CASES", "sensor_anomaly")
+    names = [p.name for p in supervisord_conf.programs(1, supervisord_conf.demo_use_cases())]
+    assert "worker_sensor_anomaly" in names and "worker" not in names
+    monkeypatch.setenv("DEMO_USE_CASES", "sensor_anomaly,nope")
+    with pytest.raises(SystemExit, match="nope"):
+        supervisord_conf.demo_use_cases()

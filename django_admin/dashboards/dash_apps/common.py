@@ -85,14 +85,26 @@ def message_figure(title: str, text: str) -> go.Figure:
     return fig
 
 
-def graph(graph_id: str, height: int = 360) -> dcc.Graph:
-    """A graph block of the given height."""
+def graph(graph_id: str, height: int = 360, shown: go.Figure | None = None) -> dcc.Graph:
+    """A graph block of the given height, showing `shown` (else "Loading...")."""
     return dcc.Graph(
         id=graph_id,
         config={"displaylogo": False},
         style={"height": f"{height}px"},
-        figure=message_figure("", "Loading..."),
+        figure=shown if shown is not None else message_figure("", "Loading..."),
     )
+
+
+def graph_cells(
+    figures: dict[str, go.Figure], height: int = 420, style: dict[str, str] | None = None
+) -> list[html.Div]:
+    """Each figure in a graph of its id (a fresh one, which also draws in a part of the
+    page that was hidden when it loaded), each in a cell of `style` (side by side where
+    the page is wide enough, by default)."""
+    return [
+        html.Div(graph(graph_id, height, shown), style=style or CELL_STYLE)
+        for graph_id, shown in figures.items()
+    ]
 
 
 def labelled(label: str, control: Any, width: str = "320px") -> html.Div:

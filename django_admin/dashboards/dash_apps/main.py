@@ -1,6 +1,9 @@
 """The main dashboard: how one service's work goes (jobs by status, throughput, processing
-time, dead letters) and what its use case holds (latest predictions against the ground
-truth, rows per table). Refreshes every few seconds."""
+time, dead letters) and what its use case holds (rows per table, and the latest
+predictions drawn as its task needs: against the ground truth for regression; confusion
+matrix, class balance and score distribution for classification; anomaly score with
+threshold and flagged spans, and anomaly rate, for anomaly detection). Refreshes every
+few seconds."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from dash import Input, Output, State, dcc, html
 from django_plotly_dash import DjangoDash
 
 from django_admin.dashboards import data
+from django_admin.dashboards.dash_apps import task_figures
 from django_admin.dashboards.dash_apps.common import (
     CELL_STYLE,
     NO_VALUE,
@@ -23,6 +27,7 @@ from django_admin.dashboards.dash_apps.common import (
     failure_text,
     figure,
     graph,
+    graph_cells,
     kept_or_first,
     kpi,
     labelled,
@@ -30,6 +35,7 @@ from django_admin.dashboards.dash_apps.common import (
     notice_area,
 )
 from gits_common import errors
+from gits_common.schemas import Task, UseCase
 
 NAME = "gits_main"
 REFRESH_SECONDS = 5
@@ -72,7 +78,7 @@ app.layout = html.Div(
             ],
             style=ROW_STYLE,
         ),
-        graph("predictions", 420),
+        html.Div(graph("predictions", 420), id="task-graphs", style=ROW_STYLE),
         dcc.Store(id="service-use-cases"),
         dcc.Interval(id="refresh", interval=REFRESH_SECONDS * 1000),
     ],
@@ -118,7 +124,7 @@ def show_jobs(_n: int | None, service: str | None) -> tuple[Any, ...]:
         titles = ("Jobs by status", "Throughput", "Processing time")
         blank = [message_figure(t, SEE_NOTICE) for t in titles]
         return (*blank, NO_VALUE, NO_VALUE, [failure_text("Jobs (queue_manager)", exc)])
-    bucket = data.bucket_for(jobs)
+    bucket = data.bucket_for(jobs["end"])
     return (
         status_figure(counts),
         throughput_figure(data.throughput(jobs, bucket=bucket), bucket),
@@ -130,7 +136,7 @@ def show_jobs(_n: int | None, service: str | None) -> tuple[Any, ...]:
 
 
 @app.callback(
-    Output("predictions", "figure"),
+    Output("task-graphs", "children"),
     Output("row-counts", "figure"),
     Output("kpi-production", "children"),
     Output("use-case", "children"),
@@ -142,21 +148,44 @@ def show_jobs(_n: int | None, service: str | None) -> tuple[Any, ...]:
 def show_data(
     _n: int | None, service: str | None, use_cases: dict[str, str] | None
 ) -> tuple[Any, ...]:
-    """The latest predictions and row counts of the chosen service's use case."""
+    """The latest predictions, drawn as the use case's task needs, and the row counts of
+    the chosen service's use case."""
     name = (use_cases or {}).get(service or "")
     if name is None:
         text = "No service to show: once one is bound in queue_manager it appears here."
-        empty = (message_figure(t, text) for t in ("Latest predictions", "Rows per table"))
-        return (*empty, NO_VALUE, "", [])
+        blank = graph_cells({"predictions": message_figure("Latest predictions", text)})
+        return (blank, message_figure("Rows per table", text), NO_VALUE, "", [])
     try:
-        rows = data.production_rows(data.use_case(name), last=data.MAX_PREDICTIONS)
+        definition = data.use_case(name)
+        rows = data.production_rows(definition, last=data.MAX_PREDICTIONS)
         counts = data.row_counts(name)
     except errors.GitsError as exc:
         text = failure_text(f"Data of use case {name} (ml_data_api)", exc)
-        blank = (message_figure(t, SEE_NOTICE) for t in ("Latest predictions", "Rows per table"))
-        return (*blank, NO_VALUE, f"use case {name}", [text])
+        blank = graph_cells({"predictions": message_figure("Latest predictions", SEE_NOTICE)})
+        about = f"use case {name}"
+        return (blank, message_figure("Rows per table", SEE_NOTICE), NO_VALUE, about, [text])
     production = f"{counts.get('production', 0):,}"
-    return predictions_figure(rows), counts_figure(counts), production, f"use case {name}", []
+    about = f"use case {name} ({definition.task.value})"
+    figures = task_figures_of(definition, rows)
+    return graph_cells(figures), counts_figure(counts), production, about, []
+
+
+def task_figures_of(definition: UseCase, rows: pd.DataFrame) -> dict[str, go.Figure]:
+    """The figures of the use case's task, by graph id: for an anomaly use case the
+    threshold comes from monitoring_api (for the same newest rows), or a sentence why not."""
+    if definition.task is Task.classification:
+        return {
+            "confusion-matrix": task_figures.confusion_figure(rows),
+            "class-balance": task_figures.class_balance_figure(rows),
+            "score-distribution": task_figures.score_distribution_figure(rows),
+        }
+    if definition.task is Task.anomaly:
+        bucket = pd.Timedelta(data.bucket_for(rows["time"])).total_seconds()
+        found = task_figures.read_anomaly_report(
+            definition.name, last=max(len(rows), 1), bucket_seconds=max(int(bucket), 1)
+        )
+        return task_figures.anomaly_figures(rows, found)
+    return {"predictions": predictions_figure(rows)}
 
 
 @app.callback(

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ from gits_common.clients import rows_from_frame
 from gits_common.schemas import UseCase
 from gits_ml import modeling
 from gits_ml.demo import PRODUCT_QUALITY, generate
-from tests.amqp_helpers import delete_service_queues, publish
+from tests.amqp_helpers import delete_service_queues, publish, wait_until
 from tests.conftest import QM_SCHEMA_PREFIX, free_port, need_server
 from tests.live_platform import Platform
 
@@ -167,6 +168,7 @@ def start_stream(stack: Stack, tmp: Path) -> None:
         "ground_truth_collector",
         "ground_truth_collector",
         GROUND_TRUTH_USE_CASE=stack.use_case.name,
+        GROUND_TRUTH_DEMO="product_quality",  # the demo's rows, under the stack's name
         GROUND_TRUTH_STATE_DIR=str(tmp / "ground_truth"),
     )
 
@@ -247,3 +249,93 @@ def screenshots() -> Path:
     """Where the tests save what they saw."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+# --- A logged-in page, and what a user does on a dashboard (shared by the test files) ---
+
+
+@pytest.fixture
+def page(chromium: Any, stack: Stack) -> Iterator[Any]:
+    """A browser page of a user who logged in through the login form."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(f"{stack.urls['django_admin']}/dashboards/main/")
+    assert "/accounts/login/" in page.url  # sent to log in first
+    page.fill("input[name=username]", ADMIN_USER)
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    with page.expect_navigation():
+        page.locator("form [type=submit]").first.click()
+    assert urlparse(page.url).path == "/dashboards/main/"  # and then sent where it was going
+    yield page
+    context.close()
+
+
+def open_dashboard(page: Any, stack: Stack, name: str) -> Any:
+    """Open a dashboard page; the frame its Dash app runs in."""
+    page.goto(f"{stack.urls['django_admin']}/dashboards/{name}/")
+    frame = page.wait_for_selector("iframe").content_frame()
+    frame.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    return frame
+
+
+def poll(read: Callable[[], Any], ok: Callable[[Any], bool], *, timeout: float) -> Any:
+    """The first result of `read()` that is `ok`, or AssertionError after `timeout`."""
+    seen: list[Any] = []
+
+    def check() -> bool:
+        seen.append(read())
+        return ok(seen[-1])
+
+    wait_until(check, timeout=timeout, every=0.5)
+    return seen[-1]
+
+
+def shoot(page: Any, screenshots: Path, name: str) -> Path:
+    """Save the whole page as test-artifacts/screenshots/<name>.png; its path."""
+    path = screenshots / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def choose(frame: Any, dropdown: str, value: str) -> None:
+    """Pick `value` in a Dash dropdown as a user does: open it, type, press Enter."""
+    wait_until(lambda: frame.inner_text(dropdown).strip(), timeout=30)  # options are in
+    frame.click(f"{dropdown} .Select-control")
+    search = frame.locator(f"{dropdown} input")
+    search.press_sequentially(value)
+    search.press("Enter")
+    wait_until(lambda: value in frame.inner_text(dropdown), timeout=10)
+
+
+# --- Use cases of other tasks beside the streaming one, seeded directly ---
+
+
+def register_use_case(stack: Stack, case: UseCase, tables: dict[str, Any]) -> None:
+    """Register `case` in ml_data_api with the rows of each table (name -> DataFrame)."""
+    with stack.http("ml_data_api") as ml:
+        ml.post("/ml_data_api/use_cases", json=case.model_dump(mode="json")).raise_for_status()
+    for table, frame in tables.items():
+        insert_rows(stack, case, table, frame)
+
+
+def insert_rows(stack: Stack, case: UseCase, table: str, frame: Any) -> None:
+    """Insert a DataFrame's rows into one of the use case's tables through ml_data_api."""
+    with stack.http("ml_data_api") as ml:
+        url = f"/ml_data_api/use_cases/{case.name}/{table}/rows"
+        ml.post(url, json={"rows": rows_from_frame(frame)}).raise_for_status()
+
+
+def bind_model(stack: Stack, case: UseCase, service: str, routing_key: str, model: bytes) -> None:
+    """Upload `model` as the first version of an algorithm named as the use case, and bind
+    `service` (on `routing_key`) to it in queue_manager."""
+    form = {
+        "name": case.name,
+        "use_case": case.name,
+        "task": case.task.value,
+        "features": json.dumps(case.feature_names),
+    }
+    with stack.http("queue_manager") as qm:
+        files = {"file": ("model.pkl", model)}
+        qm.post("/queue_manager/algorithms", data=form, files=files).raise_for_status()
+        binding = {"routing_key": routing_key, "algorithm_name": case.name}
+        qm.put(f"/queue_manager/services/{service}", json=binding).raise_for_status()

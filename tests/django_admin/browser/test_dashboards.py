@@ -4,10 +4,8 @@ Screenshots of each dashboard land in test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -17,7 +15,7 @@ from django_admin.apis import reset_clients
 from django_admin.dashboards import data
 from django_admin.dashboards.dash_apps import main, monitoring, realtime
 from tests.amqp_helpers import wait_until
-from tests.django_admin.browser.conftest import ADMIN_PASSWORD, ADMIN_USER, Stack
+from tests.django_admin.browser.conftest import Stack, choose, open_dashboard, poll, shoot
 
 pytestmark = pytest.mark.slow
 
@@ -35,46 +33,10 @@ TRACES_JS = """(ids) => Object.fromEntries(ids.map(id => {
 Traces = dict[str, list[dict[str, Any]]]
 
 
-@pytest.fixture
-def page(chromium: Any, stack: Stack) -> Iterator[Any]:
-    """A browser page of a user who logged in through the login form."""
-    context = chromium.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.goto(f"{stack.urls['django_admin']}/dashboards/main/")
-    assert "/accounts/login/" in page.url  # sent to log in first
-    page.fill("input[name=username]", ADMIN_USER)
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    with page.expect_navigation():
-        page.locator("form [type=submit]").first.click()
-    assert urlparse(page.url).path == "/dashboards/main/"  # and then sent where it was going
-    yield page
-    context.close()
-
-
-def open_dashboard(page: Any, stack: Stack, name: str) -> Any:
-    """Open a dashboard page; the frame its Dash app runs in."""
-    page.goto(f"{stack.urls['django_admin']}/dashboards/{name}/")
-    frame = page.wait_for_selector("iframe").content_frame()
-    frame.wait_for_selector(".js-plotly-plot", timeout=30_000)
-    return frame
-
-
 def traces(frame: Any, ids: list[str]) -> Traces:
     """What each graph draws now."""
     found: Traces = frame.evaluate(TRACES_JS, ids)
     return found
-
-
-def poll(read: Callable[[], Any], ok: Callable[[Any], bool], *, timeout: float) -> Any:
-    """The first result of `read()` that is `ok`, or AssertionError after `timeout`."""
-    seen: list[Any] = []
-
-    def check() -> bool:
-        seen.append(read())
-        return ok(seen[-1])
-
-    wait_until(check, timeout=timeout, every=0.5)
-    return seen[-1]
 
 
 def wait_for_data(frame: Any, ids: list[str], *, timeout: float = 60) -> Traces:
@@ -89,11 +51,6 @@ def wait_for_data(frame: Any, ids: list[str], *, timeout: float = 60) -> Traces:
 def line_of(lines: list[dict[str, Any]], name: str) -> dict[str, Any]:
     """The trace of that name."""
     return next(line for line in lines if line["name"] == name)
-
-
-def shoot(page: Any, screenshots: Path, name: str) -> None:
-    """Save the whole page as test-artifacts/screenshots/<name>.png."""
-    page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
 
 
 def test_a_logged_out_visitor_is_sent_to_log_in(chromium: Any, stack: Stack) -> None:
@@ -219,13 +176,3 @@ def test_data_functions_read_the_live_platform(stack: Stack) -> None:
             assert history.reason is None
         finally:
             reset_clients()
-
-
-def choose(frame: Any, dropdown: str, value: str) -> None:
-    """Pick `value` in a Dash dropdown as a user does: open it, type, press Enter."""
-    wait_until(lambda: frame.inner_text(dropdown).strip(), timeout=30)  # options are in
-    frame.click(f"{dropdown} .Select-control")
-    search = frame.locator(f"{dropdown} input")
-    search.press_sequentially(value)
-    search.press("Enter")
-    wait_until(lambda: value in frame.inner_text(dropdown), timeout=10)

@@ -54,7 +54,7 @@ def test_monitoring_and_realtime_name_the_api_that_is_down() -> None:
     assert options == [] and "ml_data_api" in messages[0]
     *_, history_messages = monitoring.show_history(0, "pumps", "1 hour")
     assert "monitoring_api" in history_messages[0]
-    *_, services_messages = realtime.list_services(0, None)
+    *_, services_messages = realtime.list_services(0, None, None)
     assert "queue_manager" in services_messages[0]
     figure, _summary, stream_messages = realtime.show_stream(
         0, ["service_a"], "5 minutes", {"service_a": "pumps"}
@@ -70,7 +70,7 @@ def test_the_live_graph_draws_long_streams_within_its_point_budget() -> None:
         {"time": times, "prediction": np.sin(np.arange(7200) / 300), "model_version": "m:1"}
     )
     # When drawn
-    figure = realtime.live_figure({"service_a": rows}, "2 hours")
+    figure = realtime.live_figure({"service_a": rows}, "2 hours", tasks={})
     # Then the line has the budgeted number of points, ending at the newest prediction
     (line,) = figure.data
     assert len(line.x) == realtime.POINTS_PER_LINE

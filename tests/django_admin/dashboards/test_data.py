@@ -57,9 +57,10 @@ def test_processing_time_is_mean_and_max_per_bucket() -> None:
 
 def test_buckets_follow_the_span_of_the_jobs() -> None:
     # A few seconds of jobs are counted per second, a quarter of an hour per 30 seconds
-    assert data.bucket_for(jobs((0, 0.1, "finished"), (8, 0.1, "finished"))) == "1s"
-    assert data.bucket_for(jobs((0, 0.1, "finished"), (900, 0.1, "finished"))) == "30s"
-    assert data.bucket_for(jobs((0, None, "queued"))) == "1s"
+    ends = [jobs((0, 0.1, "finished"), (8, 0.1, "finished")), jobs((0, None, "queued"))]
+    assert data.bucket_for(ends[0]["end"]) == "1s"
+    assert data.bucket_for(jobs((0, 0.1, "finished"), (900, 0.1, "finished"))["end"]) == "30s"
+    assert data.bucket_for(ends[1]["end"]) == "1s"
 
 
 def test_no_ended_job_gives_empty_frames() -> None:
