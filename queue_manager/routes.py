@@ -24,12 +24,14 @@ from gits_common.jobs import (
 from gits_common.registry import (
     AlgorithmRead,
     ModelStatusReport,
+    Name,
     NamedServiceCreate,
     ServiceCreate,
     ServiceRead,
     VersionRef,
 )
 from gits_common.rules import MessageId, RowTime, StorableText
+from gits_common.schemas import UseCaseName
 from gits_common.settings import Role
 from queue_manager.schemas import AlgorithmCreate
 from queue_manager.service import QueueManager
@@ -111,9 +113,10 @@ async def upload_algorithm(
 
 @router.get("/algorithms", response_model=list[AlgorithmRead], openapi_extra=role(Role.read))
 def list_algorithms(
-    request: Request, name: StorableText | None = None, use_case: StorableText | None = None
+    request: Request, name: Name | None = None, use_case: UseCaseName | None = None
 ) -> list[AlgorithmRead]:
-    """Stored algorithm versions, newest first."""
+    """Stored algorithm versions, newest first; `name` and `use_case` filter them (each by
+    its rule: a filter no name could match is a 422 naming it)."""
     return manager(request).algorithms(name=name, use_case=use_case)
 
 

@@ -113,7 +113,7 @@ def build_dashboard(
     """A static explainerdashboard of `pipeline` on at most `max_rows` random rows of
     `frame` (the use case's features, and its target where known). Raises `ValueError`
     for rows lacking features, no rows, or an anomaly model other than an isolation
-    forest (the sentence names the model)."""
+    forest or a robust covariance model (the sentence names the model)."""
     started = time.perf_counter()
     report = progress or _ignore
     _check_supported(use_case, frame)

@@ -200,7 +200,7 @@ class RetrainingService:
                 f"model {model['model']} belongs to use case {model['use_case']}, "
                 f"not {use_case_name}"
             )
-        # An anomaly model other than an isolation forest is refused by the job, which
+        # An anomaly model without an exact attribution is refused by the job, which
         # loads the model and names it (explainer.check_explainable).
         use_case = await self.ml_data.use_case(model["use_case"])
         newest = await self.ml_data.read_rows(use_case.name, body.data, last=1)

@@ -231,11 +231,12 @@ def test_a_binary_text_target_gets_importances_and_stats_for_each_class():
 
 @pytest.fixture(scope="module")
 def detectors() -> dict[str, Any]:
-    """An isolation forest and a k-nearest-neighbours detector of vibration spikes."""
+    """An isolation forest, a robust covariance and a k-nearest-neighbours detector of
+    vibration spikes."""
     setup = modeling.experiment(SPIKES, grades(400, seed=3).drop(columns=["grade"]))
     return {
         model: modeling.best_model(setup, Task.anomaly, include=[model])[0]
-        for model in ("iforest", "knn")
+        for model in ("iforest", "mcd", "knn")
     }
 
 
@@ -256,11 +257,30 @@ def test_an_isolation_forest_is_explained_by_contributions_to_its_anomaly_score(
     # the spikes are explained by vibration
     spiked = frame.anomaly.to_numpy() == 1
     assert (contributions[spiked].idxmax(axis=1) == "vibration").mean() >= 0.8
-    assert page.shap == anomaly_explainer.METHOD
+    assert page.shap == anomaly_explainer.explainable(forest).method
+    assert "tree SHAP" in page.shap
     assert (page.rows_explained, page.rows_available) == (150, 200)
     assert "150 of 200 production rows" in banner(page)
     assert "Mean |contribution| to the anomaly score" in page.html
     assert "<script>" in page.html and not CDN_TAG.search(page.html)  # opens offline
+
+
+def test_a_robust_covariance_model_splits_its_score_exactly_among_the_features(detectors):
+    # The demo's sensor_anomaly model is an mcd: its score is a squared Mahalanobis
+    # distance, whose terms d_i (P d)_i add up to it exactly.
+    frame = spikes(200, seed=6)
+    mcd = detectors["mcd"]
+
+    contributions = anomaly_explainer.feature_contributions(mcd, frame, SPIKES)
+    page = build_dashboard(
+        mcd, frame, use_case=SPIKES, title="mcd v1", data_name="production", max_rows=150
+    )
+
+    scores = modeling.anomaly_scores(mcd, frame[SENSOR_FEATURES])
+    np.testing.assert_allclose(contributions.sum(axis=1).to_numpy(), scores, rtol=1e-9)
+    spiked = frame.anomaly.to_numpy() == 1
+    assert (contributions[spiked].idxmax(axis=1) == "vibration").mean() >= 0.8
+    assert "Mahalanobis" in page.shap and "Mahalanobis" in banner(page)
 
 
 def test_another_anomaly_model_is_refused_naming_the_model(detectors):
@@ -270,4 +290,5 @@ def test_another_anomaly_model_is_refused_naming_the_model(detectors):
         )
 
     assert "anomaly model KNN (pyod.models.knn) cannot be explained" in str(refused.value)
-    assert "available for isolation forest models only" in str(refused.value)
+    assert "available for isolation forests" in str(refused.value)
+    assert "robust covariance models ('mcd'" in str(refused.value)
