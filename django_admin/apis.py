@@ -78,7 +78,11 @@ class AdminApiClient(SyncApiClient):
         self.setting = setting
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The raw successful response, or the domain error the API reported."""
+        """The raw successful response, or the domain error the API reported. A read
+        waits settings.GITS_API_TIMEOUT seconds, a change GITS_API_SLOW_TIMEOUT (a
+        caller may pass its own `timeout`)."""
+        if method.upper() not in READS:
+            kwargs.setdefault("timeout", settings.GITS_API_SLOW_TIMEOUT)
         try:
             return super().send(method, path, **kwargs)
         except errors.Unavailable as exc:

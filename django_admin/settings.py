@@ -42,7 +42,12 @@ GITS_ADMIN_TOKEN = token(Role.admin)
 if GITS_READ_TOKEN == GITS_ADMIN_TOKEN:
     # Every page would then read with the power to change anything.
     raise MissingSetting("GITS_READ_TOKEN and GITS_ADMIN_TOKEN must be different secrets")
-GITS_API_TIMEOUT: float = config("DJANGO_API_TIMEOUT", default=60.0, cast=float)
+# Seconds the admin waits for an API's answer to a read before the page says "X is not
+# answering" (the issue that set it: pages sat on a blank spinner for 61 s), and to a
+# change or a report, which can take longer to make (a model file's checks, an
+# Evidently report of 100,000 rows).
+GITS_API_TIMEOUT: float = config("DJANGO_API_TIMEOUT", default=10.0, cast=float)
+GITS_API_SLOW_TIMEOUT: float = config("DJANGO_API_SLOW_TIMEOUT", default=120.0, cast=float)
 # The dashboards read dead-letter queue depths from RabbitMQ.
 GITS_AMQP_URL = amqp_url()
 
@@ -146,6 +151,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django_admin.site.context.open_alerts",
             ]
         },
     }
@@ -195,7 +201,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "django_admin.site.lockout.locked_out"
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "algorithms"
+LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"

@@ -84,10 +84,23 @@ class SyncApiClient:
         response = self.send(method, path, **kwargs)
         return None if response.status_code == 204 else response.json()
 
-    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The raw successful response, or the domain error the API reported."""
+    def send(
+        self, method: str, path: str, *, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """The raw successful response, or the domain error the API reported. With
+        `stream`, a success's body is not read yet: the caller reads it in pieces
+        (`iter_bytes`) and must close the response."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            if stream:
+                request = self._http.build_request(method, path, **kwargs)
+                response = self._http.send(request, stream=True)
+                if not response.is_success:  # an error's body is short: read its reason
+                    try:
+                        response.read()
+                    finally:
+                        response.close()
+            else:
+                response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise unreachable(self.name, self._http.base_url, exc) from exc
         return checked(self.name, response)

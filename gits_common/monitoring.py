@@ -11,7 +11,7 @@ from typing import Any, Final, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from gits_common.rules import Float
+from gits_common.rules import Float, StorableText
 
 # The history's drift metrics: the share of drifted features, and one series a feature,
 # named by what it holds so that each keeps one meaning: its distance (normed
@@ -164,6 +164,20 @@ class AlertRead(BaseModel):
     threshold: float = Field(description="the value the metric crossed")
     delivery: Delivery
     delivery_detail: str | None
+    window_start: str | None = Field(
+        None, description="the time of the first production row the point judged"
+    )
+    window_end: str | None = Field(
+        None, description="the time of the last production row the point judged"
+    )
+    acknowledged_by: str | None = Field(None, description="who acknowledged it; null: open")
+    acknowledged_at: datetime | None = None
+
+
+class AlertAcknowledge(BaseModel):
+    """Who acknowledges an alert (an operator's user name)."""
+
+    by: StorableText = Field(min_length=1, max_length=150)
 
 
 class PointRead(BaseModel):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
-from gits_common.http import UseCaseNamePath, role
+from gits_common import errors
+from gits_common.http import UseCaseNamePath, error_responses, role
 from gits_common.monitoring import (
+    AlertAcknowledge,
     AlertRead,
     AnomaliesRead,
     ClassificationRead,
@@ -129,6 +131,16 @@ async def read_history(
 
 
 @router.get(
+    "/use_cases/{name}/history/latest", response_model=HistoryRead, openapi_extra=role(Role.read)
+)
+async def read_latest_point(name: UseCaseNamePath, request: Request) -> HistoryRead:
+    """The values of the use case's newest history point (drift share, drift per
+    feature, realised, reference and estimated performance); when there is none,
+    `reason` says why, as the history does."""
+    return await watch(request).latest(name)
+
+
+@router.get(
     "/use_cases/{name}/thresholds", response_model=Thresholds, openapi_extra=role(Role.read)
 )
 async def read_thresholds(name: UseCaseNamePath, request: Request) -> Thresholds:
@@ -158,6 +170,31 @@ async def read_alerts(
 ) -> list[AlertRead]:
     """The use case's alerts, oldest first, with how their webhook delivery went."""
     return await watch(request).alerts(name, since=since)
+
+
+@router.post(
+    "/use_cases/{name}/alerts/{alert_id}/acknowledge",
+    response_model=AlertRead,
+    responses=error_responses({errors.NotFound: "The use case has no such alert"}),
+    openapi_extra=role(Role.admin),
+)
+async def acknowledge_alert(
+    name: UseCaseNamePath,
+    alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    body: AlertAcknowledge,
+    request: Request,
+) -> AlertRead:
+    """Acknowledge an alert: it stops counting as open. The first acknowledgement
+    stands (who and when); acknowledging again answers the alert as it is."""
+    return await watch(request).acknowledge(name, alert_id, body.by)
+
+
+@router.get("/alerts", response_model=list[AlertRead], openapi_extra=role(Role.read))
+async def read_open_alerts(
+    request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+) -> list[AlertRead]:
+    """Every use case's open (unacknowledged) alerts, newest first."""
+    return await watch(request).open_alerts(limit)
 
 
 @router.get(

@@ -32,6 +32,10 @@ ALERT_COLUMNS = (
     "threshold",
     "delivery",
     "delivery_detail",
+    "window_start",
+    "window_end",
+    "acknowledged_by",
+    "acknowledged_at",
 )
 
 
@@ -107,6 +111,16 @@ def _create_thresholds_and_alerts(cur: Any) -> None:
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {} ON {} (use_case, metric, feature, time DESC)"
         ).format(sql.Identifier(f"{ALERTS.string}_key_idx"), ALERTS)
+    )
+    # Added with the admin's overview: the window an alert judged (for its report) and
+    # who acknowledged it when; alerts stored before have none.
+    cur.execute(
+        sql.SQL(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS window_start text, "
+            "ADD COLUMN IF NOT EXISTS window_end text, "
+            "ADD COLUMN IF NOT EXISTS acknowledged_by text, "
+            "ADD COLUMN IF NOT EXISTS acknowledged_at timestamptz"
+        ).format(ALERTS)
     )
 
 
@@ -231,20 +245,23 @@ def alerted_since(
 
 
 def insert_alerts(
-    *, conn: Connection, use_case: str, time: datetime, alerts: Sequence[dict[str, Any]]
+    *,
+    conn: Connection,
+    use_case: str,
+    time: datetime,
+    window: tuple[str | None, str | None],
+    alerts: Sequence[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Store alerts ({metric, feature, value, threshold, delivery}); returns them stored."""
+    """Store alerts ({metric, feature, value, threshold, delivery}) raised by a point on
+    `window` (its first and last production row's time); returns them stored."""
     if not alerts:
         return []
-    rows = [
-        (use_case, time, a["metric"], a["feature"], a["value"], a["threshold"], a["delivery"])
-        for a in alerts
-    ]
+    inserted = (*ALERT_COLUMNS[1:8], "window_start", "window_end")
+    rows = [(use_case, time, *(a[c] for c in ALERT_COLUMNS[3:8]), *window) for a in alerts]
     with conn.cursor() as cur:
-        query = sql.SQL(
-            "INSERT INTO {} (use_case, time, metric, feature, value, threshold, delivery) "
-            "VALUES %s RETURNING {}"
-        ).format(ALERTS, _columns(ALERT_COLUMNS))
+        query = sql.SQL("INSERT INTO {} ({}) VALUES %s RETURNING {}").format(
+            ALERTS, _columns(inserted), _columns(ALERT_COLUMNS)
+        )
         stored = execute_values(cur, query.as_string(conn), rows, fetch=True)
     return [dict(zip(ALERT_COLUMNS, row, strict=True)) for row in stored]
 
@@ -273,6 +290,40 @@ def select_alerts(
         cur.execute(query, params)
         found = [dict(zip(ALERT_COLUMNS, row, strict=True)) for row in cur.fetchall()]
     return found[::-1]
+
+
+def acknowledge_alert(
+    *, conn: Connection, use_case: str, alert_id: int, by: str
+) -> dict[str, Any] | None:
+    """Mark an alert acknowledged by `by` now, unless it was before (the first
+    acknowledgement stands); the alert as stored, or None when the use case has no such
+    alert."""
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "UPDATE {} SET acknowledged_by = %s, acknowledged_at = now() "
+                "WHERE use_case = %s AND id = %s AND acknowledged_at IS NULL"
+            ).format(ALERTS),
+            (by, use_case, alert_id),
+        )
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE use_case = %s AND id = %s").format(
+                _columns(ALERT_COLUMNS), ALERTS
+            ),
+            (use_case, alert_id),
+        )
+        row = cur.fetchone()
+    return None if row is None else dict(zip(ALERT_COLUMNS, row, strict=True))
+
+
+def select_open_alerts(*, conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` alerts of every use case not yet acknowledged, newest first."""
+    query = sql.SQL(
+        "SELECT {} FROM {} WHERE acknowledged_at IS NULL ORDER BY time DESC, id DESC LIMIT %s"
+    ).format(_columns(ALERT_COLUMNS), ALERTS)
+    with conn.cursor() as cur:
+        cur.execute(query, (limit,))
+        return [dict(zip(ALERT_COLUMNS, row, strict=True)) for row in cur.fetchall()]
 
 
 def _columns(names: Sequence[str]) -> sql.Composable:

@@ -36,6 +36,8 @@ from monitoring_api.webhooks import WebhookPolicy, WebhookRefused, WebhookSender
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# An alert's webhook body: what it says, not how its delivery or acknowledgement went.
+NOT_IN_WEBHOOKS = {"delivery", "delivery_detail", "acknowledged_by", "acknowledged_at"}
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,14 @@ class Watch:
             use_case=name, values=[MetricRead(**row) for row in found], reason=reason
         )
 
+    async def latest(self, name: str) -> HistoryRead:
+        """The values of the use case's newest history point, and when it has none, why."""
+        newest = await self._run(lambda conn: store.newest_point(conn=conn, use_case=name))
+        if newest is None:
+            return HistoryRead(use_case=name, values=[], reason=await self._why_empty(name))
+        end = newest + timedelta(microseconds=1)  # PostgreSQL keeps microseconds
+        return await self.history(name, start=newest, end=end, metric=None)
+
     async def _why_empty(self, name: str) -> str:
         """Why no value was found: all are outside the range asked for, or the rows are
         too few for a point (counted now), or the last scheduled point failed, or none
@@ -176,6 +186,21 @@ class Watch:
         found = await self._run(
             lambda conn: store.select_alerts(conn=conn, use_case=name, since=since, limit=10_000)
         )
+        return [AlertRead(**row) for row in found]
+
+    async def acknowledge(self, name: str, alert_id: int, by: str) -> AlertRead:
+        """Mark one of the use case's alerts acknowledged by `by` (the first
+        acknowledgement stands); `NotFound` when it has no such alert."""
+        found = await self._run(
+            lambda conn: store.acknowledge_alert(conn=conn, use_case=name, alert_id=alert_id, by=by)
+        )
+        if found is None:
+            raise errors.NotFound(f"use case {name} has no alert {alert_id}")
+        return AlertRead(**found)
+
+    async def open_alerts(self, limit: int) -> list[AlertRead]:
+        """Every use case's alerts nobody acknowledged, newest first (`limit` at most)."""
+        found = await self._run(lambda conn: store.select_open_alerts(conn=conn, limit=limit))
         return [AlertRead(**row) for row in found]
 
     async def run_point(self, name: str) -> PointRead:
@@ -241,7 +266,7 @@ class Watch:
             estimated=estimated,
         )
         now = datetime.now(UTC)
-        alerts = await self._store(use_case, now, point)
+        alerts = await self._store(use_case, now, point, (window.start, window.end))
         self._last_seen[use_case.name] = seen
         return PointRead(
             use_case=use_case.name,
@@ -254,13 +279,15 @@ class Watch:
             alerts=alerts,
         )
 
-    async def _store(self, use_case: UseCase, now: datetime, point: Point) -> list[AlertRead]:
+    async def _store(
+        self, use_case: UseCase, now: datetime, point: Point, window: tuple[str | None, str | None]
+    ) -> list[AlertRead]:
         """Store the point, raise the alerts it crosses into, and deliver them."""
         limits = await self._limits(use_case.name)
         crossed = crossings(use_case, point.values, limits)
         delivery = "pending" if limits.webhook_url else "none"
         alerts = await self._run(
-            lambda conn: self._record(conn, use_case, now, point, crossed, delivery)
+            lambda conn: self._record(conn, use_case, now, point, crossed, delivery, window)
         )
         return list(await asyncio.gather(*(self._deliver(a, limits.webhook_url) for a in alerts)))
 
@@ -332,6 +359,7 @@ class Watch:
         point: Point,
         crossed: list[dict[str, Any]],
         delivery: str,
+        window: tuple[str | None, str | None],
     ) -> list[AlertRead]:
         """Store the point and the alerts not in their cool-down, in one transaction."""
         name = use_case.name
@@ -343,14 +371,14 @@ class Watch:
             for a in crossed
             if (a["metric"], a["feature"]) not in recent
         ]
-        stored = store.insert_alerts(conn=conn, use_case=name, time=now, alerts=new)
+        stored = store.insert_alerts(conn=conn, use_case=name, time=now, window=window, alerts=new)
         return [AlertRead(**row) for row in stored]
 
     async def _deliver(self, alert: AlertRead, url: AnyHttpUrl | None) -> AlertRead:
         """POST the alert to the webhook; the outcome is recorded on the alert, never raised."""
         if url is None:
             return alert
-        payload = alert.model_dump(mode="json", exclude={"delivery", "delivery_detail"})
+        payload = alert.model_dump(mode="json", exclude=NOT_IN_WEBHOOKS)
         outcome = await self.webhooks.post(str(url), payload)
         detail = outcome.detail
         if not outcome.delivered:

@@ -1,7 +1,10 @@
 """A static-HTML explainerdashboard for any PyCaret regression or classification model,
-built in seconds: the SHAP method and the number of explained rows follow the model. A
-classifier's importances and statistics are drawn once for each class. Anomaly models
-get a page of feature contributions to their score (retraining_api.anomaly_explainer)."""
+built in seconds: the SHAP method and the number of explained rows follow the model
+(kernel SHAP, for models without a faster method, is retraining_api.explainer_kernel).
+A classifier's importances and statistics are drawn once for each class; the individual
+prediction and what-if tabs once for each of a few rows, which a selector switches
+between (retraining_api.explainer_rows). Anomaly models get a page of feature
+contributions to their score (retraining_api.anomaly_explainer)."""
 
 from __future__ import annotations
 
@@ -23,15 +26,15 @@ from explainerdashboard import ClassifierExplainer, RegressionExplainer, to_html
 from explainerdashboard.dashboard_components import (
     ClassifierModelStatsComposite,
     ImportancesComposite,
-    IndividualPredictionsComposite,
     RegressionModelStatsComposite,
     ShapDependenceComposite,
-    WhatIfComposite,
 )
 from explainerdashboard.explainer_methods import guess_shap
 from explainerdashboard.explainers import BaseExplainer
 
 from gits_common.schemas import Task, UseCase
+from retraining_api import explainer_kernel, explainer_rows
+from retraining_api.explainer_kernel import KernelSize, KernelValues
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +61,20 @@ LOGODDS_CLASSIFIERS = (
     "HistGradientBoostingClassifier",
     "XGBClassifier",
 )
-# Kernel SHAP calls the model on (background rows x coalitions) rows per explained row,
-# and spends about 5 ms of its own. The lighter size is for models too slow to explain
-# KERNEL_MIN_ROWS rows at the first size within KERNEL_SECONDS.
-KERNEL_SIZES = ((20, 200), (10, 100))
-KERNEL_OVERHEAD_SECONDS = 0.005
-KERNEL_SECONDS = 10.0  # its share of the 30 s goal, with room for a loaded machine
-KERNEL_MIN_ROWS = 30
-KERNEL_PROBE_ROWS = 1000  # one explained row at the lighter size
+# Kernel SHAP sizes, most thorough first: the first that explains KERNEL_MIN_ROWS rows
+# within KERNEL_SECONDS is used; the last one otherwise, on as many rows as fit.
+KERNEL_SIZES = (
+    KernelSize(background=10, coalitions=100),
+    KernelSize(background=5, coalitions=100),
+    KernelSize(background=3, coalitions=60),
+    KernelSize(background=2, coalitions=50),
+    KernelSize(background=1, coalitions=36),
+)
+KERNEL_SECONDS = 15.0  # its share of the 30 s goal; drawing rows one by one takes 6 s more
+KERNEL_MIN_ROWS = 200
+KERNEL_PROBE_ROWS = 200  # the model is timed on this many rows
+KERNEL_MARGIN = 1.5  # models are slower per row on kernel SHAP's large batches
+PDP_ROWS = 1000  # a partial dependence plot calls the model on about this many rows
 # A model this slow per call (sklearn's Gaussian process classifier on thousands of
 # rows: 2 s) leaves out the tabs that call it again and again (a PDP plot: 11 calls).
 SLOW_CALL_SECONDS = 0.5
@@ -89,9 +98,9 @@ class ShapPlan:
     method: str  # explainerdashboard's `shap` argument
     description: str
     kwargs: dict[str, Any] = field(default_factory=dict)  # for shap's shap_values()
-    background_rows: int | None = None
+    background: pd.DataFrame | None = None  # kernel SHAP's k-means centres
     model_output: str | None = None  # None: explainerdashboard's default
-    call_seconds: float = 0.0  # one call of the model on a batch, when measured
+    call_seconds: float = 0.0  # one call of the model on PDP_ROWS rows, when measured
 
     @property
     def slow_model(self) -> bool:
@@ -208,9 +217,10 @@ def _explain(
             name = type(estimator).__name__
             log.warning("%s failed for %s, using kernel SHAP", plan.description, name)
     features = _features(transform, sample, use_case)
-    plan, rows = _kernel_plan(features, estimator, is_classifier=is_classifier)
+    plan, values = _kernel_shap(features, estimator, is_classifier=is_classifier, seed=seed)
+    rows = len(values.values)
     explainer = _explainer(transform, estimator, sample.iloc[:rows], use_case, plan, labelled, seed)
-    explainer.get_shap_values_df()
+    _set_shap_values(explainer, values)
     return explainer, plan
 
 
@@ -240,12 +250,9 @@ def _explainer(
 ) -> BaseExplainer:
     """The explainer of the final estimator on the sample's transformed features."""
     features, y = _transformed(transform, sample, use_case, labelled)
-    background = None
-    if plan.background_rows is not None:
-        background = features.sample(n=min(plan.background_rows, len(features)), random_state=seed)
     options: dict[str, Any] = {
         "shap": plan.method,
-        "X_background": background,
+        "X_background": plan.background,
         "shap_kwargs": plan.kwargs,
         "cats": _onehot_groups(features, use_case.feature_names) or None,
         "target": use_case.target.name if use_case.target else None,
@@ -255,35 +262,68 @@ def _explainer(
         options["model_output"] = plan.model_output
     if use_case.task is Task.classification:
         labels = _labels(transform, estimator)
-        return ClassifierExplainer(estimator, features, y, labels=labels, **options)
+        explainer = ClassifierExplainer(estimator, features, y, labels=labels, **options)
+        # explainerdashboard 0.5 scores every cutoff from 0.01 to 0.99 for each class, for
+        # its live cutoff slider (5 s a class); a static page shows one cutoff, scored on
+        # demand when this cache of theirs is empty.
+        explainer._metrics = {label: {} for label in range(len(labels))}
+        return explainer
     return RegressionExplainer(estimator, features, y, **options)
 
 
-def _kernel_plan(
-    features: pd.DataFrame, estimator: Any, *, is_classifier: bool
-) -> tuple[ShapPlan, int]:
-    """Kernel SHAP's size, and how many rows it explains within its time budget."""
-    call = _seconds_per_call(features, estimator)
-    for background, coalitions in KERNEL_SIZES:
-        per_row = call * background * coalitions / KERNEL_PROBE_ROWS + KERNEL_OVERHEAD_SECONDS
-        rows = min(len(features), max(1, int(KERNEL_SECONDS / per_row)))
-        if rows >= KERNEL_MIN_ROWS:
-            break
-    log.info("kernel SHAP takes about %.3f s a row: explaining %d rows", per_row, rows)
-    size = f"kernel SHAP, {background} background rows, {coalitions} coalitions"
-    description = _scale(size, is_classifier, logodds=False)
+def _kernel_shap(
+    features: pd.DataFrame, estimator: Any, *, is_classifier: bool, seed: int
+) -> tuple[ShapPlan, KernelValues]:
+    """Kernel SHAP values of as many rows as its time budget allows (`_kernel_size`), and
+    the plan that names how they were computed."""
+    deadline = time.perf_counter() + KERNEL_SECONDS
+    predict = estimator.predict_proba if is_classifier else estimator.predict
+    per_row = explainer_kernel.seconds_per_row(predict, features.iloc[:KERNEL_PROBE_ROWS])
+    size, rows = _kernel_size(per_row, features)
+    log.info("kernel SHAP at %s: about %d rows fit (%.2g s a model row)", size, rows, per_row)
+    background, weights = explainer_kernel.summarise(features, size.background)
+    values = explainer_kernel.shap_values(
+        predict,
+        features,
+        background,
+        weights,
+        coalitions=size.coalitions,
+        seed=seed,
+        deadline=deadline,
+        min_rows=min(rows, KERNEL_MIN_ROWS),  # the estimate is rough: past the deadline
+    )
+    description = _scale(size.describe(features.shape[1]), is_classifier, logodds=False)
+    # For explainerdashboard's own kernel SHAP of rows it has not seen (the what-if tab).
     # l1_reg=0: every feature gets its share; shap's default keeps the 10 largest.
-    kwargs = {"nsamples": coalitions, "l1_reg": 0, "silent": True}
-    return ShapPlan("kernel", description, kwargs, background, call_seconds=call), rows
+    kwargs = {"nsamples": size.coalitions, "l1_reg": 0, "silent": True}
+    call = per_row * PDP_ROWS
+    return ShapPlan("kernel", description, kwargs, background, call_seconds=call), values
 
 
-def _seconds_per_call(features: pd.DataFrame, estimator: Any) -> float:
-    """Seconds for one call of the model on a batch like kernel SHAP's."""
-    predict = getattr(estimator, "predict_proba", None) or estimator.predict
-    batch = features.sample(KERNEL_PROBE_ROWS, replace=True, random_state=0)
-    started = time.perf_counter()
-    predict(batch)
-    return time.perf_counter() - started
+def _kernel_size(per_row: float, features: pd.DataFrame) -> tuple[KernelSize, int]:
+    """The most thorough kernel SHAP size that explains KERNEL_MIN_ROWS rows within
+    KERNEL_SECONDS at `per_row` seconds a model row, and about how many rows fit there."""
+    for wanted in KERNEL_SIZES:
+        size = wanted.for_features(features.shape[1])
+        seconds = size.background * size.coalitions * per_row * KERNEL_MARGIN
+        rows = min(len(features), max(1, int(KERNEL_SECONDS / (seconds or 1e-9))))
+        if rows >= min(KERNEL_MIN_ROWS, len(features)):
+            break
+    return size, rows
+
+
+def _set_shap_values(explainer: BaseExplainer, values: KernelValues) -> None:
+    """Hand the SHAP values (one array per class) and the model's outputs computed here to
+    the explainer: a slow model is not called again for them."""
+    precision = explainer.precision
+    if explainer.is_classifier:
+        per_class = [values.values[:, :, c] for c in range(values.values.shape[2])]
+        explainer.set_shap_values(list(values.base), per_class)
+        # explainerdashboard 0.5 caches a classifier's probabilities here.
+        explainer._pred_probas = values.outputs.astype(precision)
+    else:
+        explainer.set_shap_values(float(values.base[0]), values.values[:, :, 0])
+        explainer._preds = values.outputs[:, 0].astype(precision)  # its cache of predict()
 
 
 def _features(transform: Any, sample: pd.DataFrame, use_case: UseCase) -> pd.DataFrame:
@@ -372,10 +412,6 @@ def _render(explainer: BaseExplainer, title: str, banner: str, *, slow_model: bo
         tabs.append((ImportancesComposite, label))
         if not explainer.y_missing:
             tabs.append((stats or RegressionModelStatsComposite, label))
-    default = explainer.pos_label_str if explainer.is_classifier else None
-    if not slow_model:
-        tabs += [(IndividualPredictionsComposite, default), (WhatIfComposite, default)]
-    tabs.append((ShapDependenceComposite, default))
     rendered = {}
     for number, (tab, label) in enumerate(tabs, start=1):
         if label is not None:
@@ -383,9 +419,17 @@ def _render(explainer: BaseExplainer, title: str, banner: str, *, slow_model: bo
         component = tab(explainer, name=str(number))
         name = component.title if label is None else f"{component.title}: {label}"
         rendered[name] = _tab_html(component)
+    default = explainer.pos_label_str if explainer.is_classifier else None
     if default is not None:
         explainer.pos_label = default
+    suffix = "" if default is None else f": {default}"
+    if not slow_model:
+        for name, tab_html in explainer_rows.row_tabs(explainer).items():
+            rendered[name + suffix] = tab_html
+    dependence = ShapDependenceComposite(explainer, name=str(len(tabs) + 1))
+    rendered[dependence.title + suffix] = _tab_html(dependence)
     body = banner + to_html.title(html.escape(title)) + to_html.tabs(rendered)
+    body += explainer_rows.SCRIPT
     return self_contained(to_html.add_header(body, title=html.escape(title)))
 
 

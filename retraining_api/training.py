@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from gits_common import errors
+from gits_common.retraining import DEFAULT_METRIC, METRICS, MODEL_IDS
 from gits_common.schemas import Task, UseCase
 from gits_ml import modeling
 
@@ -24,48 +25,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], None]
 
-# PyCaret 3.3's model ids (xgboost is not installed); anything else would fail in the job.
-# fmt: off
-MODEL_IDS = {
-    Task.regression: frozenset({
-        "lr", "lasso", "ridge", "en", "lar", "llar", "omp", "br", "ard", "par", "ransac", "tr",
-        "huber", "kr", "svm", "knn", "dt", "rf", "et", "ada", "gbr", "mlp", "lightgbm",
-        "catboost", "dummy",
-    }),
-    Task.classification: frozenset({
-        "lr", "knn", "nb", "dt", "svm", "rbfsvm", "gpc", "mlp", "ridge", "rf", "qda", "ada",
-        "gbc", "lda", "et", "lightgbm", "catboost", "dummy",
-    }),
-    # AnomalyExperiment().models() of PyCaret 3.3.2: pyod detectors.
-    Task.anomaly: frozenset({
-        "abod", "cluster", "cof", "iforest", "histogram", "knn", "lof", "svm", "pca", "mcd",
-        "sod", "sos",
-    }),
-}
-# fmt: on
-# PyCaret's metric names, and whether higher is better.
-METRICS = {
-    Task.regression: {
-        "MAE": False,
-        "MSE": False,
-        "RMSE": False,
-        "R2": True,
-        "RMSLE": False,
-        "MAPE": False,
-    },
-    Task.classification: {
-        "Accuracy": True,
-        "AUC": True,
-        "Recall": True,
-        "Prec.": True,
-        "F1": True,
-        "Kappa": True,
-        "MCC": True,
-    },
-    # Of the flags at the model's threshold against the known 0/1 labels (1: anomaly).
-    Task.anomaly: {"F1": True, "Precision": True, "Recall": True},
-}
-DEFAULT_METRIC = {Task.regression: "R2", Task.classification: "Accuracy", Task.anomaly: "F1"}
 # The anomaly metrics as PyCaret's metric table names its own (sklearn.metrics, the
 # anomaly class 1 as positive; a model that flags nothing has precision 0, not an error).
 ANOMALY_SCORERS = [

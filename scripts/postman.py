@@ -46,6 +46,7 @@ PATH_VARIABLES = [
     ("ml_data_api", "/ml_data_api/use_cases", "table", "table"),
     ("monitoring_api", "/monitoring_api/use_cases", "name", "use_case"),
     ("monitoring_api", "/monitoring_api/use_cases", "kind", "report_kind"),
+    ("monitoring_api", "/monitoring_api/use_cases", "alert_id", "alert_id"),
     ("retraining_api", "/retraining_api/explainers", "job_id", "explainer_job_id"),
     ("retraining_api", "/retraining_api/jobs", "job_id", "retraining_job_id"),
     ("retraining_api", "/retraining_api/services", "name", "service"),

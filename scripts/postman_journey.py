@@ -40,6 +40,7 @@ VARIABLES = {
     "algorithm_version": "1",
     "table": "production",
     "report_kind": "data_drift",
+    "alert_id": "1",
     "message_id": "postman-job-1",
     "retraining_job_id": "1",
     "explainer_job_id": "1",
@@ -519,19 +520,17 @@ def monitoring_steps() -> list[Step]:
             "/monitoring_api/use_cases/{name}/thresholds",
             "Set the thresholds",
             (200,),
-            {"keeps them": _is("json().drift_share", "0.6")},
-            body=_body({"drift_share": 0.6, "performance_drop": 0.2}),
+            # A drift share at or above 0 always alerts: the journey gets an alert to
+            # acknowledge.
+            {"keeps them": _is("json().drift_share", "0")},
+            body=_body({"drift_share": 0, "performance_drop": 0.2}),
         ),
         Step(
             "GET",
             "/monitoring_api/use_cases/{name}/thresholds",
             "Read the thresholds",
             (200,),
-            {
-                "are the ones set": _is(
-                    "[json().drift_share, json().performance_drop]", "[0.6, 0.2]"
-                )
-            },
+            {"are the ones set": _is("[json().drift_share, json().performance_drop]", "[0, 0.2]")},
         ),
         Step(
             "GET",
@@ -570,7 +569,40 @@ def monitoring_steps() -> list[Step]:
             "/monitoring_api/use_cases/{name}/alerts",
             "Read the alerts",
             (200,),
-            {"are the use case's": _each("json()", "use_case", 'to.eql(v("use_case"))')},
+            {
+                "are the use case's": _each("json()", "use_case", 'to.eql(v("use_case"))'),
+                # the newest drift share alert (this run's, or within its cool-down an
+                # earlier run's): the one to acknowledge
+                "keeps the drift share alert": _save(
+                    "alert_id",
+                    'json().filter((a) => a.metric === "drift_share").pop().id',
+                ),
+            },
+        ),
+        Step(
+            "GET",
+            "/monitoring_api/use_cases/{name}/history/latest",
+            "Read the newest history point",
+            (200,),
+            {"has its drift share": _has("json().values.map((x) => x.metric)", '"drift_share"')},
+        ),
+        Step(
+            "GET",
+            "/monitoring_api/alerts",
+            "Read every open alert",
+            (200,),
+            {"are open": _each("json()", "acknowledged_by", "to.be.null")},
+        ),
+        Step(
+            "POST",
+            "/monitoring_api/use_cases/{name}/alerts/{alert_id}/acknowledge",
+            "Acknowledge the alert",
+            (200,),
+            {
+                "says who": _is("json().acknowledged_by", '"postman"'),
+                "says when": "pm.expect(json().acknowledged_at).to.be.a('string');",
+            },
+            body=_body({"by": "postman"}),
         ),
     ]
 

@@ -49,11 +49,24 @@ class Platform:
         """Run `python -m <args>` as a named process with the platform's environment."""
         # A file, not a pipe: nobody reads a pipe while the process runs, and a full one
         # would block it.
+        if name in self.logs:  # run again: the earlier run's log goes
+            self.logs.pop(name).close()
         log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop_all)
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", *args], cwd=ROOT, stderr=log, stdout=log, env={**self.env, **env}
         )
         self.logs[name] = log
+
+    def stop(self, name: str) -> None:
+        """Stop one process (SIGTERM, then SIGKILL after 15 s); its log stays readable
+        until `start` runs it again under the same name."""
+        process = self.processes[name]
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def log_of(self, name: str) -> str:
         """What a process has written so far."""

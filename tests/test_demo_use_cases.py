@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,60 +100,69 @@ def bootstrap(platform: Platform, name: str, service: str, routing_key: str) -> 
     asyncio.run(go())
 
 
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory, postgres_dsn: str) -> Iterator[Platform]:
+    """The four APIs, shared by the three demos (each streams under a service of its own)."""
+    with running_apis(tmp_path_factory.mktemp("demos")) as apis:
+        yield apis
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(DEMOS))
 def test_a_demo_use_case_streams_end_to_end_with_the_outputs_of_its_task(
-    name, tmp_path: Path, postgres_dsn, rabbitmq_url
+    name, platform: Platform, tmp_path: Path, rabbitmq_url
 ):
     demo = DEMOS[name]
     tag = uuid.uuid4().hex[:8]
     # A service of the test's own: `make run` may be streaming the demo's on this broker.
     service, routing_key = f"test_{name}_{tag}", f"test.{name}.{tag}"
-    with running_apis(tmp_path) as platform:
-        try:
-            loaded = run(platform, "ml_data_loader", "--demo", name, "--wait", "60")
-            assert f"{name} training" in loaded
-            bootstrap(platform, name, service, routing_key)
-            platform.start("worker", "workers", SERVICE_NAME=service)
-            sent = run(
-                platform,
-                "data_source",
-                "--use-case",
-                name,
-                "--routing-key",
-                routing_key,
-                "--count",
-                str(MESSAGES),
-                "--rate",
-                "2000",
-                "--run",
-                tag,
-            )
-            assert f"published {MESSAGES} messages" in sent
-            platform.start(
-                "collector",
-                "ground_truth_collector",
-                GROUND_TRUTH_USE_CASE=name,
-                GROUND_TRUTH_DELAY_SECONDS="0",
-                GROUND_TRUTH_INTERVAL_SECONDS="1",
-                GROUND_TRUTH_STATE_DIR=str(tmp_path / "collector"),
-            )
-            rows = wait_for_rows(platform, name, MESSAGES)
-            rows = rows[rows["message_id"].str.endswith(f"~{tag}")]
-            assert len(rows) == MESSAGES
-            check_outputs(demo.use_case.task, rows)
-            if demo.use_case.task is Task.anomaly:
-                check_most_anomalies_are_flagged(name, rows)
-            # The collector labels them: every minute of the anomaly demo, about one
-            # reading an hour (DEMO_GROUND_TRUTH_EVERY) of the others.
-            labelled = wait_for_rows(platform, name, 10, labelled=True)
-            assert labelled[demo.target].notna().all()
-            labels_expected = MESSAGES if demo.use_case.task is Task.anomaly else MESSAGES // 10
-            wait_for_rows(platform, name, labels_expected, labelled=True)
-            check_monitoring(platform, name)
-            check_retraining(platform, name, service)
-        finally:
-            delete_service_queues(rabbitmq_url, service)
+    try:
+        loaded = run(platform, "ml_data_loader", "--demo", name, "--wait", "60")
+        assert f"{name} training" in loaded
+        bootstrap(platform, name, service, routing_key)
+        platform.start(f"worker-{name}", "workers", SERVICE_NAME=service)
+        sent = run(
+            platform,
+            "data_source",
+            "--use-case",
+            name,
+            "--routing-key",
+            routing_key,
+            "--count",
+            str(MESSAGES),
+            "--rate",
+            "2000",
+            "--run",
+            tag,
+        )
+        assert f"published {MESSAGES} messages" in sent
+        platform.start(
+            f"collector-{name}",
+            "ground_truth_collector",
+            GROUND_TRUTH_USE_CASE=name,
+            GROUND_TRUTH_DELAY_SECONDS="0",
+            GROUND_TRUTH_INTERVAL_SECONDS="1",
+            GROUND_TRUTH_STATE_DIR=str(tmp_path / "collector"),
+        )
+        rows = wait_for_rows(platform, name, MESSAGES)
+        rows = rows[rows["message_id"].str.endswith(f"~{tag}")]
+        assert len(rows) == MESSAGES
+        check_outputs(demo.use_case.task, rows)
+        if demo.use_case.task is Task.anomaly:
+            check_most_anomalies_are_flagged(name, rows)
+        # The collector labels them: every minute of the anomaly demo, about one
+        # reading an hour (DEMO_GROUND_TRUTH_EVERY) of the others.
+        labelled = wait_for_rows(platform, name, 10, labelled=True)
+        assert labelled[demo.target].notna().all()
+        labels_expected = MESSAGES if demo.use_case.task is Task.anomaly else MESSAGES // 10
+        wait_for_rows(platform, name, labels_expected, labelled=True)
+        check_monitoring(platform, name)
+        check_retraining(platform, name, service)
+    finally:
+        for process in (f"worker-{name}", f"collector-{name}"):
+            if process in platform.processes:
+                platform.stop(process)
+        delete_service_queues(rabbitmq_url, service)
 
 
 def api(platform: Platform, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -20,8 +20,18 @@ from gits_common.amqp import dead_letter_queue
 from gits_common.schemas import Task, UseCase
 
 JOB_STATUSES = ("queued", "processing", "finished", "failed")
+FINAL_STATUSES = ("finished", "failed")
 MAX_JOBS = 2000  # newest jobs the main dashboard's throughput and timing look at
 MAX_PREDICTIONS = 500  # newest production rows the main dashboard draws
+# Newest production rows read to find one service's among them when several services
+# share its use case (each of N services gets about MAX_PREDICTIONS of N * MAX_PREDICTIONS).
+MAX_SHARED_ROWS = 5000
+# Newest finished jobs that say which services have data now (each carries its message,
+# up to 16 KiB, so few are read).
+ACTIVITY_JOBS = 50
+# A bucket of which less than this share was observed (the one still filling, or one cut
+# by the window's start) is too short to rate: its few seconds swing wildly.
+MIN_OBSERVED = 0.5
 MAX_ALERTS = 50
 # Time buckets of the job graphs, the finest that keeps them under ~40 points.
 BUCKETS = ("1s", "2s", "5s", "10s", "30s", "1min", "5min")
@@ -113,16 +123,55 @@ def bucket_for(times: pd.Series) -> str:
     return BUCKETS[-1]
 
 
-def throughput(jobs: pd.DataFrame, *, bucket: str = "10s") -> pd.DataFrame:
-    """Jobs ended per second in each time bucket, by final status (finished, failed)."""
+def throughput(
+    jobs: pd.DataFrame,
+    *,
+    bucket: str = "10s",
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pd.DataFrame:
+    """Messages handled per second (one job a message), per time bucket (a pandas
+    frequency that divides a day, e.g. "10s") and final status (finished, failed) of the
+    jobs ended in it: a frame of time (the bucket's start, UTC), status, jobs (count),
+    seconds (how much of the bucket was observed) and per_second (jobs / seconds).
+
+    [start, end) is the time the jobs cover (default: the whole buckets from the first
+    ended job's to the last's). A bucket cut by it, such as the current one still filling
+    at `end` = now, is rated over its observed seconds, not its full length, so the line
+    does not dip at its end; a bucket less than `MIN_OBSERVED` of which was observed is
+    left out. Buckets observed without an ended job are rates of 0 (nothing was handled),
+    for each status that occurs. Empty frame when no job ended."""
+    columns = ["time", "status", "jobs", "seconds", "per_second"]
     done = jobs.dropna(subset=["end"])
-    done = done[done["status"].isin(["finished", "failed"])]
+    done = done[done["status"].isin(FINAL_STATUSES)]
     if done.empty:
-        return pd.DataFrame(columns=["time", "status", "per_second"])
-    seconds = pd.Timedelta(bucket).total_seconds()
-    counted = done.groupby([pd.Grouper(key="end", freq=bucket), "status"]).size()
-    out = (counted / seconds).rename("per_second").reset_index()
-    return out.rename(columns={"end": "time"})
+        return pd.DataFrame(columns=columns)
+    length = pd.Timedelta(bucket)
+    bins = done["end"].dt.floor(bucket)
+    first = pd.Timestamp(start).floor(bucket) if start is not None else bins.min()
+    last = pd.Timestamp(end).ceil(bucket) - length if end is not None else bins.max()
+    grid = pd.date_range(first, max(first, last), freq=bucket)
+    statuses = sorted(done["status"].unique())
+    counted = done.groupby([bins.rename("time"), "status"]).size()
+    full = pd.MultiIndex.from_product([grid, statuses], names=["time", "status"])
+    out = counted.reindex(full, fill_value=0).rename("jobs").reset_index()
+    lo = pd.Timestamp(start) if start is not None else grid[0]
+    hi = pd.Timestamp(end) if end is not None else grid[-1] + length
+    observed = (out["time"] + length).clip(upper=hi) - out["time"].clip(lower=lo)
+    out["seconds"] = observed.dt.total_seconds()
+    out = out[out["seconds"] >= MIN_OBSERVED * length.total_seconds()]
+    out = out.assign(per_second=out["jobs"] / out["seconds"])
+    return out.reset_index(drop=True)[columns]
+
+
+def observed_since(jobs: pd.DataFrame, *, since: datetime, limit: int) -> datetime:
+    """From when `recent_jobs(window, limit)`'s answer holds every job: `since`, or the
+    oldest start among them when the limit cut older ones off (before it, a throughput
+    would count only some of the jobs and seem to ramp up)."""
+    if len(jobs) < limit or jobs.empty:
+        return since
+    oldest: datetime = jobs["start"].min().to_pydatetime()
+    return max(since, oldest)
 
 
 def processing_time(jobs: pd.DataFrame, *, bucket: str = "10s") -> pd.DataFrame:
@@ -178,6 +227,68 @@ def production_rows(
         for name in labels:
             frame[name] = pd.to_numeric(frame[name]).astype(float)
     return frame
+
+
+def active_services(*, limit: int = ACTIVITY_JOBS) -> list[str]:
+    """The services among the newest `limit` finished jobs, the one with the newest
+    first: those with data to show. Unavailable when queue_manager is down."""
+    params = {"status": "finished", "limit": limit}
+    jobs = client("queue_manager").request("GET", "/queue_manager/jobs", params=params)
+    return list(dict.fromkeys(str(j["service"]) for j in jobs))
+
+
+def with_data_first(names: list[str], active: list[str]) -> list[str]:
+    """`names` reordered: those in `active` first, in its order (newest data first), then
+    the others in their own order. Names of `active` not in `names` are ignored."""
+    known = set(names)
+    first = [name for name in dict.fromkeys(active) if name in known]
+    return first + [name for name in names if name not in set(first)]
+
+
+@dataclass(frozen=True)
+class ServiceRows:
+    """One service's newest production rows (`production_rows`' frame) and how they were
+    told from its use case's other services' rows, in words."""
+
+    rows: pd.DataFrame
+    source: str
+
+
+def service_rows(
+    definition: UseCase, *, service: str, sharing: int, last: int = MAX_PREDICTIONS
+) -> ServiceRows:
+    """The newest `last` production rows (oldest first) that the service predicted.
+
+    Production rows do not name their service, but each finished job of a service names
+    the rows it stored (its result's message ids). With `sharing` <= 1 (no other service
+    predicts for the use case) every production row is the service's; otherwise the rows
+    are those of the use case's newest `sharing` * `last` (at most `MAX_SHARED_ROWS`) that
+    the service's newest `last` finished jobs name. Raises the APIs' domain errors."""
+    if sharing <= 1:
+        rows = production_rows(definition, last=last)
+        return ServiceRows(rows, f"all of use case {definition.name}'s: no other service")
+    ids = predicted_ids(service, limit=last)
+    wide = production_rows(definition, last=min(sharing * last, MAX_SHARED_ROWS))
+    mine = wide[wide["message_id"].isin(ids)].tail(last).reset_index(drop=True)
+    source = (
+        f"those its jobs name among use case {definition.name}'s newest {len(wide):,}, "
+        f"which {sharing} services share"
+    )
+    return ServiceRows(mine, source)
+
+
+def predicted_ids(service: str, *, limit: int) -> set[str]:
+    """The message ids of the production rows that the service's newest `limit` finished
+    jobs stored (a job lists at most 100, the workers' RESULT_MAX_RECORDS)."""
+    params = {"service": service, "status": "finished", "limit": limit}
+    jobs = client("queue_manager").request("GET", "/queue_manager/jobs", params=params)
+    return {
+        str(row["message_id"])
+        for job in jobs
+        if isinstance(job.get("result"), list)
+        for row in job["result"]
+        if isinstance(row, dict) and row.get("message_id") is not None
+    }
 
 
 def dead_letters(service: str) -> int | None:

@@ -3,6 +3,7 @@ them, and what the workers really used, read from their recent jobs."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +58,8 @@ JOB_FIELDS = (
     ),
 )
 NEVER = datetime.min.replace(tzinfo=UTC)  # the time of a job that has none
+# queue_manager's refusal to delete a service: "<n> message(s) wait (...)".
+_WAITING = re.compile(r"\b(\d+) message\(s\) wait\b")
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,13 @@ def service_record(record: Any) -> dict[str, Any]:
     return complete(record, SERVICE_FIELDS)
 
 
-def services() -> list[dict[str, Any]]:
-    """Every service and the algorithm version it resolves to now, by name."""
+def services(*, use_case: str | None = None) -> list[dict[str, Any]]:
+    """Every service and the algorithm version it resolves to now, by name; only those
+    of `use_case` when given."""
     records = client("queue_manager").request("GET", SERVICES)
     found = [service_record(r) for r in listed(records, api="queue_manager")]
+    if use_case:
+        found = [r for r in found if r["use_case"] == use_case]
     return sorted(found, key=lambda r: (r["name"] is None, r["name"] or ""))
 
 
@@ -125,6 +131,24 @@ def rebind_service(
     body = _body(binding) | ({"use_case": use_case} if use_case else {})
     response = queue_manager.send("PUT", f"{SERVICES}/{name}", json=body)
     return service_record(response.json()), response.status_code == 201
+
+
+def delete_service(name: str, *, user: Any) -> int:
+    """Delete a service's binding and its queue, as `user` asked (`PermissionDenied`
+    unless allowed to manage models). queue_manager refuses (`Conflict`, saying how many)
+    while messages wait in the queue, and keeps a dead-letter queue that holds messages:
+    how many it kept."""
+    queue_manager = acting_client("queue_manager", user)
+    response = queue_manager.send("DELETE", f"{SERVICES}/{name}")
+    kept = response.headers.get("X-Dead-Letters-Kept", "")
+    return int(kept) if kept.isdigit() else 0
+
+
+def waiting_messages(refusal: str) -> int | None:
+    """How many messages queue_manager's refusal to delete a service says wait in its
+    queue, or None when it does not say."""
+    found = _WAITING.search(refusal)
+    return int(found[1]) if found else None
 
 
 def _body(binding: Binding) -> dict[str, Any]:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import httpx
 from pydantic import ValidationError
 
 from django_admin.apis import acting_client, client
@@ -100,11 +103,11 @@ def group_versions(records: list[Any]) -> list[Algorithm]:
     return [Algorithm(name, _newest_first(versions)) for name, versions in ordered]
 
 
-def algorithms() -> list[Algorithm]:
-    """Every algorithm queue_manager stores."""
-    return group_versions(
-        listed(client("queue_manager").request("GET", ALGORITHMS), api="queue_manager")
-    )
+def algorithms(*, use_case: str | None = None) -> list[Algorithm]:
+    """Every algorithm queue_manager stores, or only those of `use_case`."""
+    params = {"use_case": use_case} if use_case else {}
+    records = client("queue_manager").request("GET", ALGORITHMS, params=params)
+    return group_versions(listed(records, api="queue_manager"))
 
 
 def algorithm(name: str) -> Algorithm:
@@ -153,6 +156,56 @@ def upload_algorithm(upload: Upload, content: IO[bytes], *, user: Any) -> dict[s
     files = {"file": (f"{upload.name}.pkl", content, "application/octet-stream")}
     record = queue_manager.request("POST", ALGORITHMS, data=form, files=files)
     return version_record(record)
+
+
+class FileChunks:
+    """A model file's bytes as queue_manager sends them, in pieces; `close` (which Django
+    calls once the download ends, however it ends) lets go of the connection."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._pieces = response.iter_bytes(CHUNK_BYTES)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        """Close the connection to queue_manager, read to the end or not."""
+        self._response.close()
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model version's file as queue_manager sends it, not read yet."""
+
+    filename: str
+    sha256: str | None
+    size: str | None  # queue_manager's Content-Length, passed on as it came
+    chunks: FileChunks
+
+
+def open_version_file(name: str, version: int, *, user: Any) -> ModelFile:
+    """Start reading one version's file from queue_manager, as `user` asked. Reading a
+    model file needs the runtime role, which the read token lacks: it goes out with the
+    admin token, so `user` must be allowed to manage models (`PermissionDenied`)."""
+    queue_manager = acting_client("queue_manager", user)
+    path = f"{ALGORITHMS}/{name}/versions/{version}/file"
+    response = queue_manager.send("GET", path, stream=True)
+    filename = _attachment_name(response.headers.get("Content-Disposition"))
+    return ModelFile(
+        filename=filename or f"{name}-v{version}.pkl",
+        sha256=response.headers.get("X-Checksum-SHA256"),
+        size=response.headers.get("Content-Length"),
+        chunks=FileChunks(response),
+    )
+
+
+def _attachment_name(disposition: str | None) -> str | None:
+    found = re.search(r'filename="?([^";]+)"?', disposition or "")
+    return found[1].strip() if found else None
 
 
 def delete_version(name: str, version: int, *, user: Any) -> None:

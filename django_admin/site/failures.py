@@ -27,6 +27,16 @@ STATUS_CODES: dict[type[errors.GitsError], int] = {
 }
 # The clients word a refusal as "<api> answered <status>: <reason>".
 _ANSWERED = re.compile(r"^(?P<api>\w+) answered (?P<status>\d{3}): (?P<reason>.*)$", re.DOTALL)
+# A setting's name (MONITORING_MIN_WINDOW_ROWS: the prefixes of GITS's settings, so a
+# user's column named TEMP_1 stays), alone or in a parenthesised remark.
+_SETTING_NAME = (
+    r"\b(?:CACHE|DATA_SOURCE|DEMO|DJANGO|GITS|GROUND_TRUTH|LOG|ML_DATA|MONGODB|MONITORING"
+    r"|POSTGRES|QUEUE_MANAGER|RABBITMQ|RETRAINING|SERVICE|WORKER)(?:_[A-Z0-9]+)+\b"
+)
+_SETTING = re.compile(_SETTING_NAME)
+_SETTING_REMARK = re.compile(rf"\s*\([^()]*{_SETTING_NAME}[^()]*\)")
+# Where FastAPI found a bad field: body.tune.trials is the form's tune.trials.
+_LOCATION = re.compile(r"\b(?:body|query|path)\.")
 
 
 def status_for(exc: errors.GitsError) -> int:
@@ -37,34 +47,48 @@ def status_for(exc: errors.GitsError) -> int:
 
 
 def describe(exc: errors.GitsError, *, changing: bool) -> str:
-    """A sentence saying what went wrong and whether anything was changed."""
+    """A sentence saying what went wrong and whether anything was changed, in words: no
+    HTTP status, setting name or exception text (those go to the log)."""
     if isinstance(exc, ApiUnavailable):
         return _describe_unavailable(exc, changing=changing)
     if isinstance(exc, TokenRefused):
-        return f"{exc.detail}: nothing was changed" if changing else exc.detail
+        said = (
+            f"{exc.api} does not accept the admin's credentials: the admin and {exc.api} "
+            "are set up with different tokens, which an administrator must fix"
+        )
+        return f"{said}; nothing was changed" if changing else said
     answered = _ANSWERED.match(exc.detail)
     if answered is None:
-        return exc.detail
-    verb = "refused" if changing else "answered"
-    outcome = ": nothing was changed" if changing else ""
-    return f"{answered['api']} {verb} ({answered['status']}): {answered['reason']}{outcome}"
+        return in_words(exc.detail)
+    reason = in_words(answered["reason"])
+    if changing:
+        return f"{answered['api']} refused: {reason}; nothing was changed"
+    return f"{answered['api']}: {reason}"
+
+
+def in_words(reason: str) -> str:
+    """An API's reason without what only an operator reads: setting names (with their
+    parenthesised remarks), the `invalid request:` prefix and the body/query/path part
+    of field locations."""
+    reason = _SETTING_REMARK.sub("", reason)
+    reason = _SETTING.sub("a setting", reason)
+    reason = _LOCATION.sub("", reason.removeprefix("invalid request: "))
+    return reason.strip() or "no reason given"
 
 
 def _describe_unavailable(exc: ApiUnavailable, *, changing: bool) -> str:
     if exc.maybe_applied:
         return (
-            f"{exc.api} at {exc.url} did not answer in time: the change may or may not "
-            "have been made; reload the page to see"
+            f"{exc.api} is not answering: the change may or may not have been made; "
+            "reload the page to see"
         )
     if exc.reached:
         answered = _ANSWERED.match(exc.detail)
-        reason = f"{answered['status']}: {answered['reason']}" if answered else exc.detail
-        where = f"{exc.api} at {exc.url} cannot serve this right now ({reason})"
-    elif exc.timed_out:
-        where = f"{exc.api} at {exc.url} did not answer in time"
+        reason = in_words(answered["reason"]) if answered else "it reports a fault"
+        where = f"{exc.api} cannot serve this right now ({reason})"
     else:
-        where = f"{exc.api} is not reachable at {exc.url}"
-    return f"{where}: nothing was changed" if changing else f"{where}; try again once it is up"
+        where = f"{exc.api} is not answering"
+    return f"{where}; nothing was changed" if changing else f"{where}; try again once it is up"
 
 
 def is_change(request: HttpRequest) -> bool:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.http import QueryDict
 
 from django_admin.site.catalog import Algorithm
 from django_admin.site.reports import REFERENCES, REPORT_KINDS
 from gits_common.registry import NAME_PATTERN, NAME_RULE
+from gits_common.retraining import DEFAULT_METRIC, METRICS, MODEL_NAMES
 from gits_common.schemas import UseCase
 
 TABLES = [("production", "production"), ("testing", "testing"), ("training", "training")]
@@ -72,13 +75,14 @@ class UploadForm(forms.Form):
         ]
 
     def clean_file(self) -> UploadedFile:
-        """Refuse a file over DJANGO_MAX_UPLOAD_MB before it goes anywhere."""
+        """Refuse a file over the upload limit (DJANGO_MAX_UPLOAD_MB) before it goes
+        anywhere; the message names the limit, not the setting."""
         upload: UploadedFile = self.cleaned_data["file"]
         limit_mb: int = settings.GITS_MAX_UPLOAD_MB
         if upload.size is not None and upload.size > limit_mb * 1024 * 1024:
             raise ValidationError(
-                f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is {limit_mb} MB "
-                "(DJANGO_MAX_UPLOAD_MB). Nothing was uploaded."
+                f"The file is {upload.size / 1024 / 1024:.1f} MB; the admin takes model files "
+                f"of at most {limit_mb} MB. Nothing was uploaded."
             )
         return upload
 
@@ -102,45 +106,169 @@ class BindForm(forms.Form):
 
 
 class RetrainForm(forms.Form):
-    """A retraining job (retraining_api's POST /jobs)."""
+    """A retraining job of one use case (retraining_api's POST /jobs): the choices are the
+    use case's services, its task's metrics and the models PyCaret has for its task."""
 
-    use_case = forms.ChoiceField()
-    service = forms.ChoiceField(
-        required=False, help_text="Whose model is the champion; empty: the use case's only service"
+    use_case = forms.CharField(widget=forms.HiddenInput)
+    service = forms.ChoiceField(required=False, help_text="Whose model is the champion")
+    models = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Models to compare",
+        help_text="The best becomes the challenger; none ticked: retraining_api's default set",
     )
-    models = forms.CharField(
-        required=False, help_text="PyCaret model ids, comma separated (empty: the default set)"
+    metric = forms.ChoiceField(
+        required=False, help_text="What the models are selected and compared on"
     )
-    metric = forms.CharField(required=False, help_text="e.g. MAE, R2, Accuracy (empty: default)")
-    time_budget_seconds = forms.FloatField(required=False, min_value=1, max_value=24 * 3600)
+    time_budget_seconds = forms.FloatField(
+        required=False,
+        min_value=1,
+        max_value=24 * 3600,
+        label="Time budget (seconds)",
+        help_text="Stop comparing models after this long (empty: no limit)",
+    )
     auto_promote = forms.BooleanField(
-        required=False, help_text="Promote when the challenger beats the champion by the margin"
+        required=False,
+        label="Promote automatically",
+        help_text="When the challenger beats the champion by the margin",
     )
-    promote_margin = forms.FloatField(required=False, min_value=0, max_value=1)
+    promote_margin = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Margin",
+        help_text="The relative improvement needed, e.g. 0.05 for 5% (empty: the default)",
+    )
 
-    def __init__(
-        self, *args: Any, use_cases: list[str], services: list[str], **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, use_case: UseCase, services: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["use_case"].choices = [(u, u) for u in use_cases]
-        self.fields["service"].choices = [("", "(the use case's service)")] + [
-            (s, s) for s in services
+        self.use_case = use_case
+        self.services = services
+        task = use_case.task
+        self.fields["use_case"].initial = use_case.name
+        self.fields["service"].choices = service_choices(use_case.name, services)
+        self.fields["service"].required = len(services) > 1  # retraining_api needs one named
+        self.fields["models"].choices = [
+            (model_id, f"{name} ({model_id})") for model_id, name in MODEL_NAMES[task].items()
         ]
+        default = DEFAULT_METRIC[task]
+        self.fields["metric"].choices = [("", f"{default} (the default for {task.value})")] + [
+            (metric, f"{metric} ({'higher' if higher else 'lower'} is better)")
+            for metric, higher in METRICS[task].items()
+        ]
+
+    def clean_use_case(self) -> str:
+        """The use case the form was built for; a form of another one is refused."""
+        name: str = self.cleaned_data["use_case"]
+        if name != self.use_case.name:
+            raise ValidationError(
+                f"This form is for use case {self.use_case.name}, not {name}: choose the use "
+                "case again."
+            )
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        """Promoting automatically needs a service to promote to."""
+        data: dict[str, Any] = super().clean() or {}
+        if data.get("auto_promote") and not self.services:
+            raise ValidationError(
+                f"Promoting automatically needs a service, and no service uses "
+                f"{self.use_case.name}: create one first, or untick it."
+            )
+        return data
 
     def request_body(self, requested_by: str) -> dict[str, Any]:
         """The body of retraining_api's POST /jobs."""
         data = self.cleaned_data
-        models = [m.strip() for m in data["models"].split(",") if m.strip()]
         return {
             "use_case": data["use_case"],
             "service": data["service"] or None,
-            "models": models or None,
-            "metric": data["metric"].strip() or None,
+            "models": data["models"] or None,
+            "metric": data["metric"] or None,
             "time_budget_seconds": data["time_budget_seconds"],
             "auto_promote": data["auto_promote"],
             "promote_margin": data["promote_margin"],
             "requested_by": requested_by,
         }
+
+
+def service_choices(use_case: str, services: list[str]) -> list[tuple[str, str]]:
+    """The services a retraining of `use_case` may take its champion from: one of them
+    must be named when there are several; without any, the challenger stands alone."""
+    if not services:
+        return [("", f"(none: no service uses {use_case}, so there is no champion)")]
+    return [(s, s) for s in services]
+
+
+class UseCaseFilter(forms.Form):
+    """The use case a list is narrowed to: its `?use_case=`, kept in the URL."""
+
+    use_case = forms.ChoiceField(required=False, label="Use case")
+
+    def __init__(self, query: QueryDict, *, use_cases: Iterable[str | None], unknown: str) -> None:
+        super().__init__(query if "use_case" in query else None)
+        names = sorted({u for u in use_cases if u})
+        self.fields["use_case"].choices = [("", "every use case")] + [(u, u) for u in names]
+        # `unknown` says, with %(value)s, that the list holds nothing of that use case.
+        self.fields["use_case"].error_messages["invalid_choice"] = unknown
+
+    @property
+    def asked(self) -> str | None:
+        """The use case in the URL, valid or not (the list is narrowed to it either way:
+        to nothing when no record has it)."""
+        return self.data.get("use_case") or None
+
+    @property
+    def known(self) -> bool:
+        """Whether the use case asked for is one of the choices (or none was asked)."""
+        return not self.is_bound or self.is_valid()
+
+
+class CompareForm(forms.Form):
+    """Two versions ("name:version") whose stored metrics are shown side by side."""
+
+    first = forms.ChoiceField(label="Version")
+    second = forms.ChoiceField(label="against version")
+
+    def __init__(self, *args: Any, algorithms: list[Algorithm], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.use_cases: dict[str, str | None] = {}
+        groups: list[tuple[str, Any]] = []
+        for algorithm in algorithms:
+            options = [
+                (f"{algorithm.name}:{v['version']}", f"{algorithm.name}: version {v['version']}")
+                for v in algorithm.versions
+                if algorithm.name is not None and v["version"] is not None
+            ]
+            self.use_cases |= {
+                f"{algorithm.name}:{v['version']}": v["use_case"] for v in algorithm.versions
+            }
+            if options and algorithm.name is not None:
+                groups.append((algorithm.name, options))
+        self.fields["first"].choices = groups
+        self.fields["second"].choices = groups
+
+    def clean(self) -> dict[str, Any]:
+        """Two different versions of the same use case: metrics of models of different
+        use cases were measured on different data."""
+        data: dict[str, Any] = super().clean() or {}
+        first, second = data.get("first"), data.get("second")
+        if first is None or second is None:
+            return data
+        if first == second:
+            raise ValidationError("Choose two different versions.")
+        one, two = self.use_cases.get(first), self.use_cases.get(second)
+        if one != two:
+            raise ValidationError(
+                f"{first} belongs to use case {one or '(unknown)'} and {second} to "
+                f"{two or '(unknown)'}: their metrics were measured on different data, so "
+                "only versions of the same use case are compared."
+            )
+        return data
+
+    def use_case(self) -> str | None:
+        """The use case of the chosen versions."""
+        return self.use_cases.get(self.cleaned_data["first"])
 
 
 class ExplainerForm(forms.Form):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from django.conf import settings
 
 from django_admin.apis import client
 from gits_common.monitoring import Reference, ReportKind
@@ -41,6 +43,45 @@ class ReportQuery:
 
 
 def report_html(query: ReportQuery) -> bytes:
-    """Evidently's self-contained HTML page of the report."""
+    """Evidently's self-contained HTML page of the report (monitoring_api caches it, so
+    asking twice builds it once). Waits settings.GITS_API_SLOW_TIMEOUT: a report of many
+    rows takes a while to build."""
     path = f"/monitoring_api/use_cases/{query.use_case}/reports/{query.kind}"
-    return client("monitoring_api").send("GET", path, params=query.params()).content
+    params = query.params()
+    timeout = settings.GITS_API_SLOW_TIMEOUT
+    return client("monitoring_api").send("GET", path, params=params, timeout=timeout).content
+
+
+def title(query: ReportQuery) -> str:
+    """The report's title in words: "Data drift of product_quality"."""
+    return f"{REPORT_KINDS.get(query.kind, query.kind)} of {query.use_case}"
+
+
+def window_in_words(query: ReportQuery) -> str:
+    """Which production rows the report looks at and what it compares them with, in
+    words (times in UTC)."""
+    against = f"compared with the {query.reference} table"
+    if query.start is None and query.end is None:
+        return f"the newest {query.last or DEFAULT_LAST_ROWS:,} production rows, {against}"
+    if query.end is None:
+        return f"production rows since {_when(query.start)}, {against}"
+    if query.start is None:
+        return f"production rows before {_when(query.end)}, {against}"
+    return f"production rows from {_when(query.start)} to {_when(query.end)}, {against}"
+
+
+def file_name(query: ReportQuery) -> str:
+    """A download's file name: use case, report kind and the window."""
+    window = (
+        f"newest-{query.last or DEFAULT_LAST_ROWS}"
+        if query.start is None and query.end is None
+        else "-".join(
+            t.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") for t in (query.start, query.end) if t
+        )
+    )
+    return f"{query.use_case}-{query.kind}-{window}.html"
+
+
+def _when(moment: datetime | None) -> str:
+    assert moment is not None
+    return moment.astimezone(UTC).strftime("%d %b %Y %H:%M:%S UTC")

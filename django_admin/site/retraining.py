@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django_admin.apis import acting_client, client
 from django_admin.site import checks
 from django_admin.site.records import Field, complete, listed
+from gits_common.retraining import HIGHER_IS_BETTER
 
 API = "/retraining_api"
 ACTIVE = frozenset({"queued", "running"})
@@ -74,6 +77,8 @@ RETRAINING_FIELDS = (
                     ),
                     required=False,
                 ),
+                # The challenger registered as a version without a promotion.
+                Field("registered", checks.nested((Field("label", checks.text),)), required=False),
             )
         ),
         required=False,
@@ -101,14 +106,54 @@ EXPLAINER_FIELDS = (
                 Field("data", checks.text, required=False),
                 Field("rows_explained", checks.count, required=False),
                 Field("rows_available", checks.count, required=False),
+                Field("shap", checks.text, required=False),  # how, in words
                 Field("seconds", checks.number, required=False),
             )
         ),
         required=False,
     ),
 )
-# Metrics PyCaret reports where a higher value is better; the others are errors.
-HIGHER_IS_BETTER = frozenset({"R2", "Accuracy", "AUC", "Recall", "Prec.", "F1", "Kappa", "MCC"})
+# An explainer page's <body> tag, whatever its attributes.
+BODY_TAG = re.compile(rb"<body\b[^>]*>", re.IGNORECASE)
+# Finished jobs looked at for a version's metrics (retraining_api's largest page).
+SCORING_JOBS = 1000
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """One model version's metrics as a finished retraining job measured them: as its
+    champion (the model its service used) or as its challenger (promoted or registered
+    as that version), on the job's held-out rows."""
+
+    job_id: int
+    role: str  # "champion" or "challenger"
+    model: str | None  # PyCaret's name of the model, e.g. "Linear Regression"
+    metrics: dict[str, float | None]
+    held_out: int | None
+    at: datetime | None  # when the job finished
+
+
+@dataclass(frozen=True)
+class DifferenceRow:
+    """One metric of two versions, the second's difference from the first, and which is
+    better."""
+
+    metric: str
+    first: float | None
+    second: float | None
+    difference: float | None  # second minus first
+    better: str  # "first", "second" or "" (a tie, or nothing to compare)
+
+
+@dataclass(frozen=True)
+class VersionComparison:
+    """Two versions' stored metrics side by side. `same_job`: both were scored by one
+    job on the same held-out rows; otherwise each by its newest job, on different rows."""
+
+    first: Scoring | None
+    second: Scoring | None
+    same_job: bool
+    rows: list[DifferenceRow]
 
 
 @dataclass(frozen=True)
@@ -158,9 +203,10 @@ def promotion_record(record: Any) -> dict[str, Any]:
     return complete(record, PROMOTION_FIELDS)
 
 
-def jobs(*, limit: int = 50) -> list[dict[str, Any]]:
-    """Retraining jobs, newest first."""
-    records = client("retraining_api").request("GET", f"{API}/jobs", params={"limit": limit})
+def jobs(*, use_case: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Retraining jobs, newest first; only those of `use_case` when given."""
+    params: dict[str, Any] = {"limit": limit} | ({"use_case": use_case} if use_case else {})
+    records = client("retraining_api").request("GET", f"{API}/jobs", params=params)
     return [retraining_job(r) for r in listed(records, api="retraining_api")]
 
 
@@ -225,6 +271,13 @@ def explainer_html(job_id: int) -> bytes:
     return client("retraining_api").send("GET", f"{API}/explainers/{job_id}/html").content
 
 
+def with_bar(page: bytes, bar: str) -> bytes:
+    """The page with `bar` (HTML) first in its body, or first of all if it has no body."""
+    found = BODY_TAG.search(page)
+    at = found.end() if found else 0
+    return page[:at] + bar.encode() + page[at:]
+
+
 def comparison(result: dict[str, Any] | None) -> list[MetricRow]:
     """The champion's and the challenger's metrics side by side, on the same held-out rows."""
     if not result:
@@ -263,8 +316,71 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _better(old: float | None, new: float | None, higher_is_better: bool) -> str:
+def _better(
+    old: float | None,
+    new: float | None,
+    higher_is_better: bool,
+    *,
+    names: tuple[str, str] = ("champion", "challenger"),
+) -> str:
     if old is None or new is None or old == new:
         return ""
     new_wins = new > old if higher_is_better else new < old
-    return "challenger" if new_wins else "champion"
+    return names[1] if new_wins else names[0]
+
+
+def scorings(label: str, jobs: list[dict[str, Any]]) -> list[Scoring]:
+    """Every measurement of the version `label` ("name:version") among finished `jobs`,
+    in the jobs' order."""
+    found = []
+    for job in jobs:
+        result = job["result"] or {}
+        if job["status"] != "finished" or job["id"] is None:
+            continue
+        if result.get("champion") == label:
+            found.append(_scoring(job, "champion", result.get("previous_model_results")))
+        if label in _challenger_labels(result):
+            found.append(_scoring(job, "challenger", result.get("retrained_model_results")))
+    return [s for s in found if s is not None]
+
+
+def compare_versions(first: str, second: str, jobs: list[dict[str, Any]]) -> VersionComparison:
+    """The stored metrics of two versions: from the newest job that scored both on the
+    same held-out rows, else each version's newest scoring."""
+    ones, twos = scorings(first, jobs), scorings(second, jobs)
+    shared = [(one, two) for one in ones for two in twos if one.job_id == two.job_id and one != two]
+    same_job = bool(shared)
+    one, two = shared[0] if shared else (next(iter(ones), None), next(iter(twos), None))
+    return VersionComparison(one, two, same_job, _differences(one, two))
+
+
+def version_jobs(use_case: str) -> list[dict[str, Any]]:
+    """The use case's retraining jobs that may hold its versions' metrics, newest first."""
+    return jobs(use_case=use_case, limit=SCORING_JOBS)
+
+
+def _challenger_labels(result: dict[str, Any]) -> set[str]:
+    labels = {(result.get("promotion") or {}).get("to_version")}
+    labels.add((result.get("registered") or {}).get("label"))
+    return {label for label in labels if isinstance(label, str)}
+
+
+def _scoring(job: dict[str, Any], role: str, block: Any) -> Scoring | None:
+    if not isinstance(block, dict):
+        return None
+    metrics = {k: _number(v) for k, v in block.items() if k != "Model"}
+    model = block.get("Model") if isinstance(block.get("Model"), str) else None
+    held_out = held_out_rows(job["result"])
+    return Scoring(job["id"], role, model, metrics, held_out, job["finished_at"])
+
+
+def _differences(first: Scoring | None, second: Scoring | None) -> list[DifferenceRow]:
+    one = first.metrics if first else {}
+    two = second.metrics if second else {}
+    rows = []
+    for metric in list(one) + [m for m in two if m not in one]:
+        a, b = one.get(metric), two.get(metric)
+        difference = None if a is None or b is None else b - a
+        better = _better(a, b, metric in HIGHER_IS_BETTER, names=("first", "second"))
+        rows.append(DifferenceRow(metric, a, b, difference, better))
+    return rows

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.urls import path, re_path
-from django.views.generic import RedirectView
 
 from django_admin.site.views import algorithms, health, monitoring, retraining, services
 from gits_common.registry import NAME_PATTERN
@@ -13,20 +12,26 @@ NAME_BODY = NAME_PATTERN.removeprefix("^").removesuffix("$")
 NAME = rf"(?P<name>{NAME_BODY})"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="algorithms"), name="home"),
     path("health", health.health, name="health"),
     path("algorithms/", algorithms.algorithm_list, name="algorithms"),
     path("algorithms/upload/", algorithms.algorithm_upload, name="algorithm_upload"),
+    path("algorithms/compare/", algorithms.algorithm_compare, name="algorithm_compare"),
     re_path(rf"^algorithms/{NAME}/$", algorithms.algorithm_detail, name="algorithm"),
     re_path(
         rf"^algorithms/{NAME}/versions/(?P<version>[1-9][0-9]*)/delete/$",
         algorithms.algorithm_delete,
         name="algorithm_delete",
     ),
+    re_path(
+        rf"^algorithms/{NAME}/versions/(?P<version>[1-9][0-9]*)/file/$",
+        algorithms.algorithm_download,
+        name="algorithm_download",
+    ),
     path("services/", services.service_list, name="services"),
     path("services/new/", services.service_new, name="service_new"),
     re_path(rf"^services/{NAME}/$", services.service_detail, name="service"),
     re_path(rf"^services/{NAME}/bind/$", services.service_bind, name="service_bind"),
+    re_path(rf"^services/{NAME}/delete/$", services.service_delete, name="service_delete"),
     path("retraining/", retraining.job_list, name="retraining"),
     path("retraining/start/", retraining.job_start, name="retraining_start"),
     path("retraining/jobs/<int:job_id>/", retraining.job_detail, name="retraining_job"),

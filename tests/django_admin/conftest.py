@@ -17,6 +17,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ from django_admin.roles import MANAGERS_GROUP  # noqa: E402
 from gits_common.schemas import Column, Task, UseCase  # noqa: E402
 from ml_data_api.app import create_app as create_ml_data_api  # noqa: E402
 from ml_data_api.settings import load_settings as ml_data_api_settings  # noqa: E402
+from monitoring_api.app import create_app as create_monitoring_api  # noqa: E402
+from monitoring_api.settings import load_settings as monitoring_api_settings  # noqa: E402
 from queue_manager.app import create_app as create_queue_manager  # noqa: E402
 from queue_manager.settings import load_settings as queue_manager_settings  # noqa: E402
 from queue_manager.store import Session  # noqa: E402
@@ -235,11 +238,11 @@ def admin_urls(platform: Platform) -> Iterator[Platform]:
     point_admin_at(**platform.urls)
 
 
-@pytest.fixture(scope="session")
-def use_case(platform: Platform) -> UseCase:
-    """A regression use case registered in ml_data_api."""
+def register(platform: Platform, prefix: str) -> UseCase:
+    """A fresh regression use case (FEATURES, target quality, time ts) registered in
+    ml_data_api, named `prefix_<random>`."""
     case = UseCase(
-        name=unique("dj"),
+        name=unique(prefix),
         task=Task.regression,
         features=[Column(name=n) for n in FEATURES],
         target=Column(name="quality"),
@@ -248,6 +251,12 @@ def use_case(platform: Platform) -> UseCase:
     with platform.http("ml_data_api") as http:
         http.post("/ml_data_api/use_cases", json=case.model_dump(mode="json")).raise_for_status()
     return case
+
+
+@pytest.fixture(scope="session")
+def use_case(platform: Platform) -> UseCase:
+    """A regression use case registered in ml_data_api."""
+    return register(platform, "dj")
 
 
 @pytest.fixture(scope="session")
@@ -306,3 +315,53 @@ def text(response: Any) -> str:
     """A Django test response's body as the text a user reads (entities decoded)."""
     body: bytes = response.content
     return html.unescape(body.decode())
+
+
+# The filled use case's rows: ROWS training readings a minute apart from T0, and as many
+# production readings a day later.
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+ROWS = 60
+
+
+@pytest.fixture(scope="session")
+def monitoring(platform: Platform) -> Iterator[str]:
+    """monitoring_api served on the platform's ml_data_api, with no schedule."""
+    settings = dataclasses.replace(
+        monitoring_api_settings(),
+        ml_data_api_url=platform.urls["ml_data_api"],
+        queue_manager_url=platform.urls["queue_manager"],
+        interval_seconds=0,
+        min_rows=30,
+    )
+    with LiveServer(create_monitoring_api(settings)) as server:
+        point_admin_at(monitoring_api=server.url)
+        yield server.url
+
+
+def readings(n: int, *, start: datetime, production: bool) -> list[dict[str, object]]:
+    """n readings a minute apart; production rows carry a message id and a prediction."""
+    out: list[dict[str, object]] = []
+    for i in range(n):
+        row: dict[str, object] = {
+            "ts": (start + timedelta(minutes=i)).isoformat(),
+            "temp_A": 200.0 + i % 11,
+            "temp_B": 300.0 + i % 7,
+            "humidity": 10.0 + i % 3,
+            "quality": 350.0 + i % 5,
+        }
+        if production:
+            row |= {"message_id": unique("m"), "prediction": 351.0}
+        out.append(row)
+    return out
+
+
+@pytest.fixture(scope="session")
+def filled(platform: Platform, use_case: UseCase) -> UseCase:
+    """The use case with training rows and later production rows."""
+    base = f"/ml_data_api/use_cases/{use_case.name}"
+    with platform.http("ml_data_api") as http:
+        training = readings(ROWS, start=T0, production=False)
+        http.post(f"{base}/training/rows", json={"rows": training}).raise_for_status()
+        production = readings(ROWS, start=T0 + timedelta(days=1), production=True)
+        http.post(f"{base}/production/rows", json={"rows": production}).raise_for_status()
+    return use_case

@@ -482,6 +482,6 @@ def test_an_upload_refusal_is_shown_in_words_and_the_form_kept(
 
     page = text(response)
     assert response.status_code == 422
-    assert f"queue_manager refused (422): {reason}" in page
+    assert f"queue_manager refused: {reason}; nothing was changed" in page
     assert 'value="my_model"' in page and "from the spring data" in page
     assert re.search(r'<option value="pumps"[^>]* selected>', page), page

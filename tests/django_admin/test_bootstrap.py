@@ -193,7 +193,7 @@ def test_make_run_serves_the_admin_with_a_generated_first_password(served: Serve
 
         # The pages answer, and say plainly that queue_manager is not there
         page = http.get("/algorithms/")
-        assert page.status_code == 503 and "queue_manager is not reachable" in page.text
+        assert page.status_code == 503 and "queue_manager is not answering" in page.text
 
         # Dash's JavaScript is served by the admin itself, without internet
         renderer = http.get("/static/dash/component/dash/dash-renderer/build/dash_renderer.min.js")

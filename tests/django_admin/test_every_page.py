@@ -48,15 +48,28 @@ from tests.django_admin.conftest import (
 from tests.django_admin.test_login import named_patterns
 from tests.queue_manager.conftest import Broker
 
-pytestmark = pytest.mark.slow  # trains a PyCaret model and builds explainer dashboards
+# Trains a PyCaret model and builds explainer dashboards; the overview and alerts read
+# monitoring_api.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("monitoring")]
 
 JOB_SECONDS = 300
 ROWS = 40
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 # Pages that only take a POST (an action, then a redirect): a GET is refused with 405.
-POST_ONLY = {"algorithm_delete", "job_promote", "job_explain", "service_rollback", "logout"}
+POST_ONLY = {
+    "algorithm_delete",
+    "job_promote",
+    "job_explain",
+    "service_rollback",
+    "service_delete",
+    "alert_acknowledge",
+    "alert_retrain",
+    "logout",
+}
+# Pages that answer a file, not a page (for managers only).
+FILES = {"algorithm_download"}
 # Pages that redirect by design.
-REDIRECTS = {"home": "/algorithms/"}
+REDIRECTS: dict[str, str] = {}
 # URL namespaces that are not the operators' pages: Django's user admin (checked for no
 # 500 only) and django-plotly-dash's endpoints (tests/django_admin/test_login.py).
 FOREIGN = ("admin:", "the_django_plotly_dash:")
@@ -312,18 +325,16 @@ def visits(name: str, pattern: URLPattern, made: Records) -> list[Visit]:
     params = set(pattern.pattern.regex.groupindex)
     if not params:
         return [_plain_visit(name, made)]
-    if name in ("algorithm", "algorithm_delete"):
+    if name in ("algorithm", "algorithm_delete", "algorithm_download"):
         versions = [
             (n, 1 if n == made.algorithms["with a description"] else 2)
             for n in made.algorithms.values()
         ]
         return [
-            _visit(
-                name, {"name": n, "version": v} if name == "algorithm_delete" else {"name": n}, [n]
-            )
+            _visit(name, {"name": n, "version": v} if name != "algorithm" else {"name": n}, [n])
             for n, v in versions
         ]
-    if name in ("service", "service_bind"):
+    if name in ("service", "service_bind", "service_delete"):
         return [
             _visit(
                 name,
@@ -340,6 +351,9 @@ def visits(name: str, pattern: URLPattern, made: Records) -> list[Visit]:
         return [
             _explainer_visit(name, kind, job_id, made) for kind, job_id in made.explainers.items()
         ]
+    if name in ("alert_acknowledge", "alert_retrain"):
+        ids = {"alert_id": 1} if name == "alert_acknowledge" else {}
+        return [_visit(name, {"use_case": made.use_case.name, **ids})]
     raise AssertionError(
         f"page {name!r} takes {sorted(params)}: give this test records for it, so that it "
         "is opened with every kind of record it can show"
@@ -348,7 +362,9 @@ def visits(name: str, pattern: URLPattern, made: Records) -> list[Visit]:
 
 def _visit(name: str, kwargs: dict[str, Any], shows: list[str] | None = None) -> Visit:
     url = reverse(name, kwargs=kwargs)
-    return Visit(url, 405 if name in POST_ONLY else 200, [] if name in POST_ONLY else shows or [])
+    if name in POST_ONLY or name in FILES:
+        return Visit(url, 405 if name in POST_ONLY else 200)
+    return Visit(url, 200, shows or [])
 
 
 def _plain_visit(name: str, made: Records) -> Visit:
@@ -419,7 +435,11 @@ def test_every_page_with_every_record_answers_as_meant(
     failures = []
     for visit in visits(name, pattern, records):
         response = superuser_browser.get(visit.url)
-        page = text(response)
+        page = (
+            b"".join(response.streaming_content).decode("latin-1")
+            if name in FILES
+            else text(response)
+        )
         if response.status_code != visit.status:
             failures.append(f"{visit.url} answered {response.status_code}, not {visit.status}")
             continue
@@ -436,11 +456,12 @@ def test_every_page_with_every_record_answers_as_meant(
 
 # For an operator without the permission to manage models: the forms that make a change
 # are refused (403 in words), and no page shows a button or link that makes one.
-FORMS = {"algorithm_upload", "service_new", "service_bind", "retraining_start"}
+# Model files too: reading one needs more than the read token (the runtime role).
+FORMS = {"algorithm_upload", "service_new", "service_bind", "retraining_start", *FILES}
 ACCOUNT = {"login", "password_change"}  # every user's own forms
 CHANGE_MARKS = re.compile(
     r"/algorithms/upload/|/delete/|/services/new/|/bind/|/retraining/start/|/promote/"
-    r'|/rollback/|/explain/|<form method="post" class="narrow"'
+    r'|/rollback/|/explain/|/file/|<form method="post" class="narrow"'
 )
 
 
@@ -472,10 +493,16 @@ def test_a_manager_sees_promote_roll_back_and_explain(browser: Client, records: 
 
 
 def test_filtered_and_prefilled_pages_answer(superuser_browser: Client, records: Records) -> None:
+    described = records.algorithms["with a description"]
     for url in (
         f"/retraining/promotions/?service={records.services['champion']}",
-        f"/algorithms/upload/?name={records.algorithms['with a description']}",
+        f"/algorithms/upload/?name={described}",
         "/monitoring/reports/",
+        f"/algorithms/?use_case={records.use_case.name}",
+        f"/services/?use_case={records.use_case.name}",
+        f"/retraining/?use_case={records.use_case.name}",
+        f"/retraining/start/?use_case={records.use_case.name}",
+        f"/algorithms/compare/?first={described}:1&second={described}:2",
     ):
         assert superuser_browser.get(url).status_code == 200, url
 

@@ -3,66 +3,16 @@ admin, which holds the API token the browser does not."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+import html
+import re
+from datetime import timedelta
 
-import pytest
 from django.test import Client
 
 from django_admin.dashboards.dash_apps import monitoring as dashboard
 from gits_common.schemas import UseCase
-from monitoring_api.app import create_app as create_monitoring_api
 from monitoring_api.settings import load_settings as monitoring_settings
-from tests.conftest import LiveServer
-from tests.django_admin.conftest import Platform, point_admin_at, text, unique
-
-T0 = datetime(2025, 3, 1, tzinfo=UTC)
-ROWS = 60
-
-
-@pytest.fixture(scope="module")
-def monitoring(platform: Platform) -> Iterator[str]:
-    """monitoring_api served on the platform's ml_data_api, with no schedule."""
-    settings = dataclasses.replace(
-        monitoring_settings(),
-        ml_data_api_url=platform.urls["ml_data_api"],
-        queue_manager_url=platform.urls["queue_manager"],
-        interval_seconds=0,
-        min_rows=30,
-    )
-    with LiveServer(create_monitoring_api(settings)) as server:
-        point_admin_at(monitoring_api=server.url)
-        yield server.url
-
-
-def rows(n: int, *, start: datetime, production: bool) -> list[dict[str, object]]:
-    """n readings a minute apart; production rows carry a message id and a prediction."""
-    out: list[dict[str, object]] = []
-    for i in range(n):
-        row: dict[str, object] = {
-            "ts": (start + timedelta(minutes=i)).isoformat(),
-            "temp_A": 200.0 + i % 11,
-            "temp_B": 300.0 + i % 7,
-            "humidity": 10.0 + i % 3,
-            "quality": 350.0 + i % 5,
-        }
-        if production:
-            row |= {"message_id": unique("m"), "prediction": 351.0}
-        out.append(row)
-    return out
-
-
-@pytest.fixture(scope="module")
-def filled(platform: Platform, use_case: UseCase) -> UseCase:
-    """The use case with training rows and later production rows."""
-    base = f"/ml_data_api/use_cases/{use_case.name}"
-    with platform.http("ml_data_api") as http:
-        training = rows(ROWS, start=T0, production=False)
-        http.post(f"{base}/training/rows", json={"rows": training}).raise_for_status()
-        production = rows(ROWS, start=T0 + timedelta(days=1), production=True)
-        http.post(f"{base}/production/rows", json={"rows": production}).raise_for_status()
-    return use_case
+from tests.django_admin.conftest import ROWS, T0, text
 
 
 def test_a_drift_report_of_the_newest_rows_opens_as_a_page(
@@ -76,12 +26,28 @@ def test_a_drift_report_of_the_newest_rows_opens_as_a_page(
         {"use_case": filled.name, "kind": "data_drift", "reference": "training", "last": ROWS},
     )
 
+    # Then the report opens inside the admin's page, titled, with its window in words
     assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/html")
     page = text(response)
-    assert "temp_A" in page and "drift" in page.lower()  # Evidently's page of our columns
-    # The report's scripts run in a sandbox, away from the admin's session
-    assert "sandbox" in response["Content-Security-Policy"]
+    assert f"Data drift of {filled.name}" in page
+    assert f"The newest {ROWS} production rows, compared with the training table" in page
+    frame = re.search(r'<iframe class="report" src="([^"]+)"', page)
+    assert frame is not None and "GITS" in page  # the admin's navigation is around it
+    # And the frame holds Evidently's page, whose scripts run in a sandbox, away from
+    # the admin's session
+    report = browser.get("/monitoring/reports/" + html.unescape(frame[1]))
+    assert report["Content-Type"].startswith("text/html")
+    assert "temp_A" in text(report) and "drift" in text(report).lower()
+    assert "sandbox" in report["Content-Security-Policy"]
+    assert report["X-Frame-Options"] == "SAMEORIGIN"
+    # And the download button gives the same report as a file named after it
+    download = re.search(r'<a class="button" href="([^"]+)" download>', page)
+    assert download is not None
+    saved = browser.get("/monitoring/reports/" + html.unescape(download[1]))
+    assert saved["Content-Disposition"] == (
+        f'attachment; filename="{filled.name}-data_drift-newest-{ROWS}.html"'
+    )
+    assert b"temp_A" in saved.content
 
 
 def test_a_time_window_is_passed_on(browser: Client, monitoring: str, filled: UseCase) -> None:
@@ -100,6 +66,7 @@ def test_a_time_window_is_passed_on(browser: Client, monitoring: str, filled: Us
     # Ten minutes hold ten rows: monitoring_api's reason is shown on the form
     assert response.status_code == 422
     assert "too little data: 10 production row(s) in the window" in text(response)
+    assert "MONITORING_" not in text(response)  # a setting's name is no user's business
 
 
 def test_a_window_is_rows_or_times_not_both(browser: Client, monitoring: str, filled: UseCase):

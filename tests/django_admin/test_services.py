@@ -7,8 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika
 import pytest
 from django.test import Client
+from django.utils.html import escapejs
 
 from gits_common.schemas import UseCase
 from tests.django_admin.conftest import Platform, text, unique
@@ -95,7 +97,7 @@ def test_a_new_service_with_an_existing_name_is_refused_and_changes_nothing(
     assert response.status_code == 409, page
     assert f"A service named {service} exists; rebind it from its page." in words(page)
     assert f'<a href="/services/{service}/">its page</a>' in page
-    assert "queue_manager refused (409)" in error_box(page)
+    assert "queue_manager refused" in error_box(page) and "(409)" not in error_box(page)
     assert "nothing was changed" in error_box(page)
     # And the service is as it was
     stored = platform.get("queue_manager", f"/queue_manager/services/{service}")
@@ -247,3 +249,114 @@ def test_a_model_the_workers_cannot_use_is_shown_with_their_reason(
     listed = words(browser.get("/services/").content.decode())
     assert "Model worksno: UnpicklingError: invalid load key 'h' (says worker-7" in page
     assert "unusable" in listed
+
+
+def test_an_idle_service_is_deleted_from_its_page_with_its_queue(
+    browser: Client, platform: Platform, use_case: UseCase, broker
+) -> None:
+    # Given a service whose queue holds no message; its page offers to delete it, asking
+    # first
+    algorithm = unique("algo")
+    platform.upload(algorithm, use_case)
+    service = broker.service_name()
+    platform.bind(service, algorithm, 1)
+    page = text(browser.get(f"/services/{service}/"))
+    assert f'action="/services/{service}/delete/"' in page
+    assert f"confirm('Delete service {escapejs(service)} and its queue?" in page
+
+    # When it is deleted
+    response = browser.post(f"/services/{service}/delete/", follow=True)
+
+    # Then queue_manager has no such service, its queue is gone, and the list says so
+    assert response.redirect_chain[-1][0] == "/services/"
+    assert f"Deleted service {service} and its queue." in words(text(response))
+    assert platform.get("queue_manager", f"/queue_manager/services/{service}") is None
+    assert not broker.queue_exists(service)
+
+
+def test_deleting_a_service_with_waiting_messages_is_refused_with_their_count(
+    browser: Client, platform: Platform, use_case: UseCase, broker
+) -> None:
+    # Given a service whose queue holds 3 messages no worker took
+    algorithm = unique("algo")
+    platform.upload(algorithm, use_case)
+    service = broker.service_name()
+    platform.bind(service, algorithm, 1)
+    broker.publish(f"{service}.data", [b"{}"] * 3)
+
+    # When it is deleted from its page
+    response = browser.post(f"/services/{service}/delete/", follow=True)
+
+    # Then it is refused in words, with the count, and the service and queue are kept
+    said = words(text(response))
+    assert response.redirect_chain[-1][0] == f"/services/{service}/"
+    assert f"Service {service} was not deleted: 3 messages still wait in its queue" in said
+    assert "Nothing was changed." in said
+    assert "409" not in said and "message(s)" not in said
+    assert platform.get("queue_manager", f"/queue_manager/services/{service}") is not None
+    assert broker.queue_exists(service)
+
+
+def test_a_deleted_services_dead_letters_are_kept_and_counted(
+    browser: Client, platform: Platform, use_case: UseCase, broker
+) -> None:
+    # Given an idle service whose dead-letter queue holds 2 messages
+    algorithm = unique("algo")
+    platform.upload(algorithm, use_case)
+    service = broker.service_name()
+    platform.bind(service, algorithm, 1)
+    dead_letter(broker, f"{service}.dead", 2)
+
+    response = browser.post(f"/services/{service}/delete/", follow=True)
+
+    # Then the service is gone, and the user is told where its dead letters are
+    said = words(text(response))
+    assert f"Deleted service {service} and its queue." in said
+    assert f"Its dead-letter queue {service}.dead was kept: it holds 2 messages" in said
+    assert broker.queue_exists(f"{service}.dead") and not broker.queue_exists(service)
+
+
+def dead_letter(broker, queue: str, count: int) -> None:
+    """Put messages straight into a dead-letter queue, as RabbitMQ does with a message
+    that failed too often."""
+
+    async def send(channel: aio_pika.abc.AbstractChannel) -> None:
+        for _ in range(count):
+            message = aio_pika.Message(b"{}", delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            await channel.default_exchange.publish(message, routing_key=queue)
+
+    broker._run(send, confirms=True)
+
+
+def test_only_managers_may_delete_a_service(
+    viewer_browser: Client, platform: Platform, use_case: UseCase, broker
+) -> None:
+    algorithm = unique("algo")
+    platform.upload(algorithm, use_case)
+    service = broker.service_name()
+    platform.bind(service, algorithm, 1)
+
+    page = text(viewer_browser.get(f"/services/{service}/"))
+    response = viewer_browser.post(f"/services/{service}/delete/")
+
+    assert "/delete/" not in page
+    assert response.status_code == 403 and "Model managers" in text(response)
+    assert platform.get("queue_manager", f"/queue_manager/services/{service}") is not None
+
+
+def test_the_list_is_filtered_by_use_case_in_the_url(
+    browser: Client, platform: Platform, use_case: UseCase, other_use_case: UseCase, broker
+) -> None:
+    # Given a service of each of two use cases
+    mine, theirs = unique("algo"), unique("algo")
+    platform.upload(mine, use_case)
+    platform.upload(theirs, other_use_case)
+    first, second = broker.service_name(), broker.service_name()
+    platform.bind(first, mine, 1)
+    platform.bind(second, theirs, 1)
+
+    narrowed = text(browser.get("/services/", {"use_case": other_use_case.name}))
+
+    assert f"/services/{second}/" in narrowed and f"/services/{first}/" not in narrowed
+    assert re.search(rf'<option value="{other_use_case.name}" selected>', narrowed), narrowed
+    assert f"Services of {other_use_case.name}" in narrowed

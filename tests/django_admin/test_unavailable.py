@@ -31,7 +31,7 @@ def proxy(admin_urls: Platform) -> Iterator[TcpProxy]:
 
 def unreachable(proxy: TcpProxy) -> str:
     """The start of what the admin says when queue_manager is down."""
-    return f"queue_manager is not reachable at http://127.0.0.1:{proxy.port}"
+    return "queue_manager is not answering"
 
 
 def test_upload_while_queue_manager_is_down_says_so_and_stores_nothing(
@@ -46,7 +46,7 @@ def test_upload_while_queue_manager_is_down_says_so_and_stores_nothing(
     )
 
     assert response.status_code == 503
-    assert f"{unreachable(proxy)}: nothing was changed" in text(response)
+    assert f"{unreachable(proxy)}; nothing was changed" in text(response)
     assert name in text(response)  # the form keeps what the user typed
     proxy.restore()
     assert platform.versions(name) == []
@@ -72,7 +72,7 @@ def test_bind_while_queue_manager_is_down_changes_nothing(
 
     # Then the user reads that nothing changed, and indeed the service is still on 1
     assert response.status_code == 503
-    assert f"{unreachable(proxy)}: nothing was changed" in text(response)
+    assert f"{unreachable(proxy)}; nothing was changed" in text(response)
     stored = platform.get("queue_manager", f"/queue_manager/services/{service}")
     assert stored["algorithm_version"] == 1
 
@@ -87,7 +87,7 @@ def test_delete_while_queue_manager_is_down_changes_nothing(
     response = browser.post(f"/algorithms/{name}/versions/1/delete/")
 
     assert response.status_code == 503
-    assert f"{unreachable(proxy)}: nothing was changed" in text(response)
+    assert f"{unreachable(proxy)}; nothing was changed" in text(response)
     assert [v["version"] for v in platform.versions(name)] == [1]
 
 
@@ -118,7 +118,7 @@ def test_pages_come_back_with_queue_manager(
     assert response.status_code == 200 and name in text(response)
 
 
-def test_an_api_that_was_never_there_is_named_with_its_address(
+def test_an_api_that_was_never_there_is_named_in_words(
     browser: Client, admin_urls: Platform
 ) -> None:
     port = free_port()
@@ -127,7 +127,8 @@ def test_an_api_that_was_never_there_is_named_with_its_address(
     response = browser.get("/algorithms/upload/")  # its use cases come from ml_data_api
 
     assert response.status_code == 503
-    assert f"ml_data_api is not reachable at http://127.0.0.1:{port}" in text(response)
+    assert "ml_data_api is not answering" in text(response)
+    assert str(port) not in text(response)  # where it runs is the operator's log, not the page
 
 
 @pytest.fixture
@@ -136,11 +137,11 @@ def silent_queue_manager(admin_urls: Platform) -> Iterator[str]:
     admin's timeout cut to a second."""
     listener = socket.create_server(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    timeout = settings.GITS_API_TIMEOUT
-    settings.GITS_API_TIMEOUT = 1.0
+    timeouts = settings.GITS_API_TIMEOUT, settings.GITS_API_SLOW_TIMEOUT
+    settings.GITS_API_TIMEOUT = settings.GITS_API_SLOW_TIMEOUT = 1.0
     point_admin_at(queue_manager=url)
     yield url
-    settings.GITS_API_TIMEOUT = timeout
+    settings.GITS_API_TIMEOUT, settings.GITS_API_SLOW_TIMEOUT = timeouts
     listener.close()
 
 
@@ -154,7 +155,7 @@ def test_a_change_that_got_no_answer_is_not_called_undone(
     )
 
     assert response.status_code == 504
-    assert "did not answer in time: the change may or may not have been made" in text(response)
+    assert "is not answering: the change may or may not have been made" in text(response)
     assert "nothing was changed" not in text(response)
 
 
@@ -162,4 +163,4 @@ def test_a_read_that_got_no_answer_says_so(browser: Client, silent_queue_manager
     response = browser.get("/services/")
 
     assert response.status_code == 503
-    assert f"queue_manager at {silent_queue_manager} did not answer in time" in text(response)
+    assert "queue_manager is not answering; try again once it is up" in text(response)

@@ -236,20 +236,20 @@ def test_one_message_in_two_services_has_a_job_in_each(client: TestClient):
 
 
 def test_every_job_is_kept(settings, auth):
-    # Given queue_manager, when 3,000 jobs arrive, oldest first
+    # Given queue_manager, when 1,500 jobs (more than a batch holds) arrive, oldest first
     with TestClient(create_app(settings), headers=auth) as client:
-        for start in range(0, 3000, 1000):
+        for start in range(0, 1500, 750):
             create(
                 client,
                 *(
                     job(f"n-{i}", start_date=(T0 + timedelta(seconds=i)).isoformat())
-                    for i in range(start, start + 1000)
+                    for i in range(start, start + 750)
                 ),
             )
 
         # Then none was dropped, and the newest come first
         kept = client.get("/queue_manager/jobs", params={"limit": 10_000}).json()
-        assert len(kept) == 3000
-        assert kept[0]["message_id"] == "n-2999" and kept[-1]["message_id"] == "n-0"
+        assert len(kept) == 1500
+        assert kept[0]["message_id"] == "n-1499" and kept[-1]["message_id"] == "n-0"
         counts = client.get("/queue_manager/jobs/counts").json()
-        assert counts["processing"] == 3000
+        assert counts["processing"] == 1500

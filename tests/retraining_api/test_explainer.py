@@ -14,7 +14,7 @@ import pytest
 from gits_common.schemas import Column, ColumnType, Task, UseCase
 from gits_ml import modeling
 from gits_ml.demo import FEATURES, PRODUCT_QUALITY, TARGET, DemoConfig, generate
-from retraining_api import anomaly_explainer
+from retraining_api import anomaly_explainer, explainer_rows
 from retraining_api.explainer import CDN_TAG, ExplainerPage, build_dashboard
 
 DEMO = generate(DemoConfig(history_hours=300, production_minutes=200))
@@ -110,10 +110,25 @@ def grader() -> Any:
     return pipeline
 
 
+@pytest.fixture
+def few_rows(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Pages whose individual tabs offer 3 rows, not 10: a test that looks elsewhere
+    need not wait for them."""
+    monkeypatch.setattr(explainer_rows, "ROWS", 3)
+    return 3
+
+
 def banner(page: ExplainerPage) -> str:
     """The text of the box at the top of the page."""
     start = page.html.index('id="gits-explained"')
     return page.html[start : page.html.index("</div>", start)]
+
+
+def row_choices(page: ExplainerPage, tab: str) -> list[str]:
+    """The rows a tab's selector offers ("<row id>: predicted 312.4, observed 318")."""
+    start = page.html.index(f'id="gits-rows-{tab}-select"')
+    select = page.html[start : page.html.index("</select>", start)]
+    return re.findall(r'<option value="\d+">([^<]*)</option>', select)
 
 
 def ranked(page: ExplainerPage) -> set[str]:
@@ -142,7 +157,7 @@ def test_a_random_forest_gets_approximate_tree_shap_on_at_most_max_rows(forest_p
 
 
 @pytest.mark.parametrize("rows", ["no target column", "some targets missing"])
-def test_rows_without_target_values_still_give_a_page(forest, rows):
+def test_rows_without_target_values_still_give_a_page(forest, rows, few_rows):
     # Given production readings, before (or while) their ground truth arrives
     frame = DEMO.production
     if rows == "some targets missing":
@@ -167,7 +182,7 @@ def test_rows_without_target_values_still_give_a_page(forest, rows):
     assert [p for _, p in stages] == sorted(p for _, p in stages) and stages[-1][1] == 100
 
 
-def test_a_classification_use_case_names_its_features_and_classes(grader, monkeypatch):
+def test_a_classification_use_case_names_its_features_and_classes(grader, monkeypatch, few_rows):
     def no_network(*args: object) -> None:
         raise AssertionError("the dashboard tried the network")
 
@@ -182,9 +197,15 @@ def test_a_classification_use_case_names_its_features_and_classes(grader, monkey
     assert ranked(page) == {"pressure", "production_line", "batch_size"}
     assert "Classification Stats" in page.html
     assert all(f'"{grade}"' in page.html for grade in GRADES)  # the class selector
+    # the rows are offered by the probability of the default class, with their grade
+    choices = row_choices(page, "whatif")
+    assert len(choices) == few_rows and all(
+        re.search(r": P\([ABC]\) [\d.]+, observed [ABC]$", c) for c in choices
+    )
+    assert "Selected index: <b>None</b>" not in page.html
 
 
-def test_ungraded_batches_are_explained_but_not_scored(grader):
+def test_ungraded_batches_are_explained_but_not_scored(grader, few_rows):
     ungraded = batches(80, seed=3).drop(columns=["grade"])
 
     page = build_dashboard(
@@ -197,7 +218,7 @@ def test_ungraded_batches_are_explained_but_not_scored(grader):
     assert ranked(page) == {"pressure", "production_line", "batch_size"}
 
 
-def test_a_model_without_a_fast_shap_method_gets_kernel_shap():
+def test_a_model_without_a_fast_shap_method_gets_kernel_shap(few_rows):
     pipeline, _ = modeling.train(PRODUCT_QUALITY, DEMO.training, include=["knn"])
 
     page = build_dashboard(
@@ -209,13 +230,58 @@ def test_a_model_without_a_fast_shap_method_gets_kernel_shap():
         max_rows=30,
     )
 
-    assert page.shap.startswith("kernel SHAP, ") and "background rows" in page.shap
-    assert 1 <= page.rows_explained <= 30
-    expected = f"{page.rows_explained} of {len(DEMO.training)} training rows"
+    assert page.shap.startswith("kernel SHAP on a ") and "-point k-means background" in page.shap
+    assert "feature coalitions per row" in page.shap
+    assert page.rows_explained == 30  # a fast model: every row asked for
+    expected = f"30 of {len(DEMO.training)} training rows"
     assert f"{expected}, sampled at random (seed 7); {page.shap}" in banner(page)
+    assert len(row_choices(page, "individual")) == few_rows
 
 
-def test_a_binary_text_target_gets_importances_and_stats_for_each_class():
+@pytest.mark.slow
+def test_a_support_vector_machine_explains_200_rows_within_30_seconds():
+    # Given PyCaret's svm (an RBF support vector regression): no fast SHAP method, and
+    # 0.4 ms per predicted row
+    data = generate(DemoConfig(history_hours=3000, production_minutes=100))
+    pipeline, _ = modeling.train(PRODUCT_QUALITY, data.training, include=["svm"])
+
+    page = build_dashboard(
+        pipeline,
+        data.testing,
+        use_case=PRODUCT_QUALITY,
+        title="svm",
+        data_name="testing",
+        max_rows=300,
+    )
+
+    assert page.rows_explained >= 200 and page.seconds < 30
+    assert page.shap.startswith("kernel SHAP on a ")
+    assert f"{page.rows_explained} of {len(data.testing)} testing rows" in banner(page)
+
+
+def test_every_tab_shows_a_row_and_a_selector_switches_between_rows(forest_page):
+    page = forest_page.html
+
+    # no tab is left on explainerdashboard's "Selected index: None"
+    assert "Selected index: <b>None</b>" not in page and "input data incorrect" not in page
+    for tab in ("individual", "whatif"):
+        choices = row_choices(forest_page, tab)
+        # up to 10, as many as the drawing's time budget allows (fewer on a busy machine),
+        # spread over the predictions, lowest first
+        assert 2 <= len(choices) <= 10
+        predicted = [float(re.search(r"predicted ([\d.]+)", c).group(1)) for c in choices]
+        assert predicted == sorted(predicted)
+        # each choice has its own drawing of that row, the first one shown
+        shown = re.findall(r'<div data-gits-row="(\d+)"( hidden)?>', page)
+        assert ("0", "") in shown
+    ids = [choice.split(":")[0] for choice in row_choices(forest_page, "individual")]
+    assert all(f"Selected index: <b>{row_id}</b>" in page for row_id in ids)
+    # the what-if inputs hold the row's values
+    values = re.findall(r'<input id="T_data_1_1" type="text" value="([^"]*)"', page)
+    assert len(values) == len(ids) and "None" not in values
+
+
+def test_a_binary_text_target_gets_importances_and_stats_for_each_class(few_rows):
     frame = grades(300, seed=1)
     pipeline, _ = modeling.train(QUALITY, frame, include=["lr"])
 

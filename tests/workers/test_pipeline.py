@@ -76,22 +76,6 @@ def test_two_replicas_share_the_work_and_handle_each_message_once(platform, pg):
     assert first.returncode == second.returncode == 0
 
 
-def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(platform, pg):
-    doomed = platform.start_worker()
-    publish(platform.amqp_url, platform.routing_key, demo_messages(1500))
-    wait_until(lambda: len(platform.production(pg)) >= 100, timeout=60, every=0.05)
-
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait()
-    assert len(platform.production(pg)) < 1500  # it really died mid-stream
-    platform.start_worker()
-
-    wait_until(lambda: finished(platform) == 1500, timeout=120)
-    ids = [row[0] for row in platform.production(pg)]
-    assert len(ids) == len(set(ids)) == 1500
-    assert len(platform.jobs()) == 1500
-
-
 def test_poison_messages_are_dead_lettered_with_a_reason_and_the_worker_goes_on(platform, pg):
     good = demo_messages(2)
     missing = demo_messages(1, start=10)[0]

@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from django_admin.dashboards import data
-from django_admin.dashboards.dash_apps.common import figure, message_figure
+from django_admin.dashboards.dash_apps.common import TIME_HOVER, figure, message_figure
 from django_admin.dashboards.downsample import downsample
 from gits_common import errors
 
@@ -125,7 +125,8 @@ def anomaly_score_figure(
     rows: pd.DataFrame, *, threshold: float | None, note: str | None
 ) -> go.Figure:
     """The anomaly score (`prediction_score`, in the model's units: higher is more
-    anomalous) over time, downsampled to `POINTS_PER_LINE`; the model's threshold as a
+    anomalous) over time (UTC), downsampled to `POINTS_PER_LINE` and broken where the
+    readings stop (`downsample.gap_threshold`); the model's threshold as a
     dashed horizontal line when known, else `note` (why not) above the graph; the spans
     of consecutive flagged rows shaded (the newest `MAX_SPANS`); and the rows the ground
     truth labels anomalous as markers."""
@@ -136,11 +137,18 @@ def anomaly_score_figure(
     fig = figure(
         f"{ANOMALY_SCORE} and flagged spans ({len(spans):,} shaded)",
         xaxis={"title": TIME_AXIS},
-        yaxis={"title": "anomaly score (higher: more anomalous)"},
+        yaxis={"title": "anomaly score (the model's own scale; higher: more anomalous)"},
         showlegend=True,
     )
-    line = downsample(scored, x="time", y="prediction_score", points=POINTS_PER_LINE)
-    fig.add_scatter(x=line["time"], y=line["prediction_score"], name="anomaly score", mode="lines")
+    line = downsample(scored, x="time", y="prediction_score", points=POINTS_PER_LINE, gaps=True)
+    fig.add_scatter(
+        x=line["time"],
+        y=line["prediction_score"],
+        name="anomaly score",
+        mode="lines",
+        connectgaps=False,
+        hovertemplate=TIME_HOVER + "<br>score %{y:.4g}<extra></extra>",
+    )
     fig.update_layout(shapes=span_shapes(spans))
     truth = scored[scored["target"].map(lambda v: v == data.ANOMALY_FLAG).astype(bool)]
     if not truth.empty:
@@ -207,7 +215,8 @@ def anomaly_rate_figure(rows: pd.DataFrame, *, alert_threshold: float | None) ->
         y=rates["rate"],
         name="anomaly rate",
         customdata=rates[["flagged", "rows"]],
-        hovertemplate="%{x}: %{y:.1%} (%{customdata[0]} of %{customdata[1]})<extra></extra>",
+        hovertemplate=TIME_HOVER
+        + ": %{y:.1%} (%{customdata[0]} of %{customdata[1]})<extra></extra>",
         marker_color=THRESHOLD_COLOUR,
     )
     if alert_threshold is not None:

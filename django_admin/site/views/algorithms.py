@@ -1,31 +1,125 @@
-"""Algorithm pages: the list, one name's versions, upload and delete."""
+"""Algorithm pages: the list (by use case), one name's versions, upload, download,
+delete, and two versions' metrics side by side."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST, require_safe
 
-from django_admin.roles import manager_required
-from django_admin.site import catalog
+from django_admin.roles import MANAGERS_GROUP, manager_required, may_manage
+from django_admin.site import catalog, retraining
 from django_admin.site.failures import describe, status_for
-from django_admin.site.forms import UploadForm
+from django_admin.site.forms import CompareForm, UploadForm, UseCaseFilter
 from gits_common import errors
 
 
 @require_safe
 def algorithm_list(request: HttpRequest) -> HttpResponse:
-    """Every algorithm queue_manager stores, with its latest version."""
-    return render(request, "gits/algorithms/list.html", {"algorithms": catalog.algorithms()})
+    """Every algorithm queue_manager stores, with its latest version; `?use_case=` keeps
+    those with a version of that use case."""
+    found = catalog.algorithms()
+    chooser = _chooser(request, found)
+    if chooser.asked:
+        found = [a for a in found if any(v["use_case"] == chooser.asked for v in a.versions)]
+    context = {"algorithms": found, "chooser": chooser}
+    return render(request, "gits/algorithms/list.html", context)
 
 
 @require_safe
 def algorithm_detail(request: HttpRequest, name: str) -> HttpResponse:
-    """Every version of one algorithm."""
-    return render(request, "gits/algorithms/detail.html", {"algorithm": catalog.algorithm(name)})
+    """Every version of one algorithm, each with its download, and the way to compare
+    two of them."""
+    algorithm = catalog.algorithm(name)
+    numbered = [v["version"] for v in algorithm.versions if v["version"] is not None]
+    compare = None
+    if len(numbered) > 1:  # the two newest, which a user most often compares
+        compare = urlencode({"first": f"{name}:{numbered[1]}", "second": f"{name}:{numbered[0]}"})
+    context = {"algorithm": algorithm, "compare": compare}
+    return render(request, "gits/algorithms/detail.html", context)
+
+
+@require_safe
+def algorithm_download(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    """The model file of one version, streamed from queue_manager as it comes, with its
+    file name and SHA-256 (`X-Checksum-SHA256`, to check the copy against).
+
+    Only users who may manage models download: queue_manager gives model files to the
+    runtime role and up, not to the read token every page uses, so the admin fetches it
+    with its admin token, which it lends only to those users. A model file is also code
+    that runs when it is loaded, and the trained asset itself: a read-only account sees
+    its checksum and metadata, not its bytes."""
+    if not may_manage(request.user):
+        raise PermissionDenied(_download_refusal(request.user))
+    try:
+        model_file = catalog.open_version_file(name, version, user=request.user)
+    except errors.NotFound:
+        messages.error(
+            request,
+            f"queue_manager no longer holds the file of {name} version {version}: it was "
+            "deleted, or its file is missing from queue_manager's store.",
+        )
+        return redirect("algorithms")
+    response = StreamingHttpResponse(model_file.chunks, content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(True, model_file.filename)
+    if model_file.sha256:
+        response["X-Checksum-SHA256"] = model_file.sha256
+    if model_file.size:
+        response["Content-Length"] = model_file.size
+    return response
+
+
+def _download_refusal(user: Any) -> str:
+    return (
+        f"Your account ({user.get_username()}) may look at models but not download their "
+        "files: a model file is code that runs when it is loaded, so only users with the "
+        "permission to manage models download it. Ask an administrator to add you to the "
+        f'"{MANAGERS_GROUP}" group (Users, then your account). Nothing was changed.'
+    )
+
+
+@require_safe
+def algorithm_compare(request: HttpRequest) -> HttpResponse:
+    """Two versions of the same use case, their metrics side by side with the second's
+    difference from the first, as retraining jobs measured them (`?first=` and
+    `?second=`, "name:version"; `?use_case=` narrows the choices)."""
+    found = catalog.algorithms()
+    chooser = _chooser(request, found)
+    if chooser.asked:
+        found = [_of_use_case(a, chooser.asked) for a in found]
+        found = [a for a in found if a.versions]
+    asked = "first" in request.GET or "second" in request.GET
+    form = CompareForm(request.GET if asked else None, algorithms=found)
+    comparison = None
+    if asked and form.is_valid():
+        jobs = retraining.version_jobs(form.use_case() or "")
+        comparison = retraining.compare_versions(
+            form.cleaned_data["first"], form.cleaned_data["second"], jobs
+        )
+    context = {"form": form, "chooser": chooser, "comparison": comparison}
+    status = 422 if asked and not form.is_valid() else 200
+    return render(request, "gits/algorithms/compare.html", context, status=status)
+
+
+def _chooser(request: HttpRequest, found: list[catalog.Algorithm]) -> UseCaseFilter:
+    """The use case filter, offering the use cases the algorithms' versions belong to."""
+    return UseCaseFilter(
+        request.GET,
+        use_cases=(v["use_case"] for a in found for v in a.versions),
+        unknown="No algorithm has a version of use case %(value)s.",
+    )
+
+
+def _of_use_case(algorithm: catalog.Algorithm, use_case: str) -> catalog.Algorithm:
+    return catalog.Algorithm(
+        algorithm.name, [v for v in algorithm.versions if v["use_case"] == use_case]
+    )
 
 
 @manager_required
@@ -79,11 +173,19 @@ def algorithm_delete(request: HttpRequest, name: str, version: int) -> HttpRespo
     """Delete one version; queue_manager refuses while a service uses it."""
     try:
         catalog.delete_version(name, version, user=request.user)
-    except errors.Conflict as exc:  # a service uses it
-        messages.error(request, describe(exc, changing=True))
+    except errors.Conflict:  # a service uses it
+        messages.error(
+            request,
+            f'{name} version {version} was not deleted: a service uses it (see "Used by"). '
+            "Rebind that service to another version first. Nothing was changed.",
+        )
         return redirect("algorithm", name=name)
-    except errors.NotFound as exc:
-        messages.error(request, describe(exc, changing=True))
+    except errors.NotFound:
+        messages.error(
+            request,
+            f"queue_manager holds no {name} version {version} (deleted meanwhile?). "
+            "Nothing was changed.",
+        )
         return redirect("algorithms")
     messages.success(request, f"Deleted {name} version {version}.")
     try:

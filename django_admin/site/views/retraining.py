@@ -8,12 +8,13 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST, require_safe
 
 from django_admin.roles import changes_need_manager, manager_required, may_manage
 from django_admin.site import bindings, catalog, retraining
 from django_admin.site.failures import describe, status_for
-from django_admin.site.forms import ExplainerForm, RetrainForm
+from django_admin.site.forms import ExplainerForm, RetrainForm, UseCaseFilter
 from django_admin.site.proxy import html_page
 from gits_common import errors
 
@@ -22,20 +23,45 @@ REFRESH_SECONDS = 3
 
 @require_safe
 def job_list(request: HttpRequest) -> HttpResponse:
-    """Retraining jobs, newest first; the page refreshes while one is running."""
-    jobs = retraining.jobs()
-    context = {"jobs": jobs, "refresh": REFRESH_SECONDS if _any_active(jobs) else None}
+    """Retraining jobs, newest first, of every use case or of `?use_case=`; the page
+    refreshes while one is running."""
+    chooser = UseCaseFilter(
+        request.GET,
+        use_cases=(u.name for u in catalog.use_cases().usable),
+        unknown="There is no use case named %(value)s.",
+    )
+    # A name ml_data_api does not define has no jobs: retraining_api is not asked.
+    jobs = retraining.jobs(use_case=chooser.asked) if chooser.known else []
+    context = {
+        "jobs": jobs,
+        "chooser": chooser,
+        "refresh": REFRESH_SECONDS if _any_active(jobs) else None,
+    }
     return render(request, "gits/retraining/jobs.html", context)
 
 
 @manager_required
 def job_start(request: HttpRequest) -> HttpResponse:
-    """Start a retraining job."""
+    """Start a retraining job: first the use case (`?use_case=`, a plain link or form, no
+    script needed), then the form for it, whose choices are its services, its task's
+    metrics and PyCaret's models for its task."""
     use_cases = catalog.use_cases()
-    services = [s["name"] for s in bindings.services() if s["name"]]
-    form = RetrainForm(
-        request.POST or None, use_cases=[u.name for u in use_cases.usable], services=services
-    )
+    usable = {u.name: u for u in use_cases.usable}
+    asked = request.POST.get("use_case") or request.GET.get("use_case")
+    if asked is None and len(usable) == 1:
+        asked = next(iter(usable))
+    context: dict[str, Any] = {
+        "use_cases": list(usable),
+        "chosen": asked,
+        "unusable_use_cases": use_cases.unusable,
+        "form": None,
+    }
+    if asked not in usable:
+        status = _choosing_status(request, asked)
+        return render(request, "gits/retraining/start.html", context, status=status)
+    use_case = usable[asked]
+    services = [s["name"] for s in bindings.services(use_case=use_case.name) if s["name"]]
+    form = RetrainForm(request.POST or None, use_case=use_case, services=services)
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
@@ -49,7 +75,7 @@ def job_start(request: HttpRequest) -> HttpResponse:
             return _to_job(request, job, "retraining_job", "retraining")
     elif request.method == "POST":
         status = 422
-    context = {"form": form, "unusable_use_cases": use_cases.unusable}
+    context |= {"form": form, "use_case": use_case}
     return render(request, "gits/retraining/start.html", context, status=status)
 
 
@@ -156,8 +182,25 @@ def explainer_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @require_safe
 def explainer_page(request: HttpRequest, job_id: int) -> HttpResponse:
-    """The explainer dashboard itself, fetched with the API token the browser lacks."""
-    return html_page(retraining.explainer_html(job_id))
+    """The explainer dashboard itself, fetched with the API token the browser lacks, under
+    GITS's bar back to its job, the retraining job whose challenger it explains, and the
+    list of dashboards."""
+    page = retraining.explainer_html(job_id)
+    try:
+        job: dict[str, Any] | None = retraining.explainer(job_id)
+    except errors.GitsError:  # the page is here: the bar links what needs no record
+        job = None
+    context = {"job_id": job_id, "job": job}
+    bar = render_to_string("gits/retraining/explainer_bar.html", context, request)
+    return html_page(retraining.with_bar(page, bar.strip()))
+
+
+def _choosing_status(request: HttpRequest, asked: str | None) -> int:
+    """The start page without a usable use case: the first step (nothing chosen yet), a
+    name ml_data_api does not define, or a form posted without one."""
+    if request.method == "POST":
+        return 422
+    return 200 if asked is None else 404
 
 
 def _any_active(jobs: list[dict[str, object]]) -> bool:
@@ -168,7 +211,9 @@ def _to_job(request: HttpRequest, job: dict[str, Any], page: str, listing: str) 
     """The page of a job just started, or its list when the answer had no id."""
     if job["id"] is None:
         messages.warning(
-            request, f"retraining_api started the job but answered no usable id: {job['problems']}"
+            request,
+            "retraining_api started the job but its answer lacked a usable job number, so "
+            "its page cannot be opened from here: find it in the list below.",
         )
         return redirect(listing)
     if page == "retraining_job":

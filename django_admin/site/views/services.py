@@ -1,6 +1,6 @@
-"""Service pages: the list, one service with what its workers use, create, and rebind.
-Creating never rebinds: a name that exists is refused, and rebinding is the service's
-own form."""
+"""Service pages: the list (by use case), one service with what its workers use,
+create, rebind and delete. Creating never rebinds: a name that exists is refused, and
+rebinding is the service's own form."""
 
 from __future__ import annotations
 
@@ -11,21 +11,32 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from django_admin.roles import manager_required
 from django_admin.site import bindings, catalog
 from django_admin.site.failures import describe, status_for
-from django_admin.site.forms import BindForm, split_version
+from django_admin.site.forms import BindForm, UseCaseFilter, split_version
 from gits_common import errors
+from gits_common.amqp import dead_letter_queue
 
 RECENT_JOBS = 500
 
 
 @require_safe
 def service_list(request: HttpRequest) -> HttpResponse:
-    """Every service and the algorithm version its workers use."""
-    return render(request, "gits/services/list.html", {"services": bindings.services()})
+    """Every service and the algorithm version its workers use; `?use_case=` keeps those
+    of that use case."""
+    found = bindings.services()
+    chooser = UseCaseFilter(
+        request.GET,
+        use_cases=(s["use_case"] for s in found),
+        unknown="No service serves use case %(value)s.",
+    )
+    if chooser.asked:
+        found = [s for s in found if s["use_case"] == chooser.asked]
+    context = {"services": found, "chooser": chooser}
+    return render(request, "gits/services/list.html", context)
 
 
 @require_safe
@@ -93,6 +104,49 @@ def service_bind(request: HttpRequest, name: str) -> HttpResponse:
         status = 422
     context = {"form": form, "name": name, "service": current}
     return render(request, "gits/services/bind.html", context, status=status)
+
+
+@require_POST
+@manager_required
+def service_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Delete a service and its queue; queue_manager refuses while messages wait in the
+    queue, and the page says how many."""
+    try:
+        kept = bindings.delete_service(name, user=request.user)
+    except errors.Conflict as exc:
+        messages.error(request, _not_deleted(name, bindings.waiting_messages(exc.detail)))
+        return redirect("service", name=name)
+    except errors.NotFound:
+        messages.error(request, f"There is no service named {name} (deleted meanwhile?).")
+        return redirect("services")
+    except errors.GitsError as exc:
+        messages.error(request, describe(exc, changing=True))
+        return redirect("service", name=name)
+    messages.success(request, _deleted_message(name, kept))
+    return redirect("services")
+
+
+def _not_deleted(name: str, waiting: int | None) -> str:
+    count = "messages" if waiting is None else _messages(waiting)
+    return (
+        f"Service {name} was not deleted: {count} still wait in its queue, and deleting it "
+        "would lose them. Start its workers to process them (or purge the queue in "
+        "RabbitMQ), then delete it again. Nothing was changed."
+    )
+
+
+def _deleted_message(name: str, dead_letters: int) -> str:
+    text = f"Deleted service {name} and its queue."
+    if dead_letters:
+        text += (
+            f" Its dead-letter queue {dead_letter_queue(name)} was kept: it holds "
+            f"{_messages(dead_letters)} that could not be processed, to look at in RabbitMQ."
+        )
+    return text
+
+
+def _messages(count: int) -> str:
+    return f"{count} message{'' if count == 1 else 's'}"
 
 
 def _binding(form: BindForm, request: HttpRequest) -> bindings.Binding:

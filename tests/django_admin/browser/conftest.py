@@ -2,11 +2,12 @@
 
 Every service runs as its own process, as `make run` starts it: ml_data_api,
 queue_manager (on a fresh schema of the test database), monitoring_api (a history point
-every few seconds on small windows), two worker replicas, data_source publishing fast, the
-ground_truth_collector, and the admin (`python -m django_admin`) with a superuser whose
-password the tests know. The use case is the demo's definition under a name of its own,
-so nothing passes because a name is the demo's. A poison message waits in the service's
-dead-letter queue, so the dead-letter count has something to show.
+every few seconds on small windows), retraining_api (linear models), two worker
+replicas, data_source publishing fast, the ground_truth_collector, and the admin
+(`python -m django_admin`) with a superuser whose password the tests know. The use case
+is the demo's definition under a name of its own, so nothing passes because a name is
+the demo's. A poison message waits in the service's dead-letter queue, so the
+dead-letter count has something to show.
 
 Chromium is Debian's (scripts/ensure-browser.sh), driven by Playwright without its own
 browser download. Locally a missing Chromium or Playwright skips the tests; under CI it
@@ -67,6 +68,8 @@ PLATFORM_ENV = {
     "MONITORING_MIN_WINDOW_ROWS": "500",
     "MONITORING_MIN_ROWS": "30",
     "MONITORING_MIN_LABELLED": "5",
+    # A retraining started from the admin compares linear models only, on one core.
+    "RETRAINING_DEFAULT_MODELS": "lr",
     # Keep every job of the run: the poisoned message's failed job is among the first.
     "QUEUE_MANAGER_MEMORY_MAX_JOBS": "1000000",
     "WORKER_RETRY_BASE_DELAY": "0.2",
@@ -140,6 +143,12 @@ def start_services(stack: Stack, tmp: Path) -> None:
     stack.start("queue_manager", "queue_manager", QUEUE_MANAGER_PORT=port["queue_manager"])
     stack.start("monitoring_api", "monitoring_api", MONITORING_API_PORT=port["monitoring_api"])
     stack.start(
+        "retraining_api",
+        "retraining_api",
+        RETRAINING_API_PORT=port["retraining_api"],
+        RETRAINING_ARTIFACTS_DIR=str(tmp / "retraining"),
+    )
+    stack.start(
         "django_admin",
         "django_admin",
         DJANGO_ADMIN_PORT=port["django_admin"],
@@ -181,10 +190,11 @@ def slice_env(urls: dict[str, str]) -> dict[str, str]:
         "ML_DATA_API_URL": urls["ml_data_api"],
         "QUEUE_MANAGER_URL": urls["queue_manager"],
         "MONITORING_API_URL": urls["monitoring_api"],
+        "RETRAINING_API_URL": urls["retraining_api"],
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(
     postgres_dsn: str, rabbitmq_url: str, api_token: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
@@ -192,7 +202,13 @@ def stack(
     suffix = uuid.uuid4().hex[:6]
     urls = {
         name: f"http://127.0.0.1:{free_port()}"
-        for name in ("ml_data_api", "queue_manager", "monitoring_api", "django_admin")
+        for name in (
+            "ml_data_api",
+            "queue_manager",
+            "monitoring_api",
+            "retraining_api",
+            "django_admin",
+        )
     }
     use_case = PRODUCT_QUALITY.model_copy(update={"name": f"line_{suffix}"})
     slice_ = Stack(
@@ -210,7 +226,7 @@ def stack(
     try:
         start_services(slice_, tmp)
         model = train(use_case)
-        for name in ("ml_data_api", "queue_manager", "monitoring_api"):
+        for name in ("ml_data_api", "queue_manager", "monitoring_api", "retraining_api"):
             slice_.wait_until_up(name, f"{urls[name]}/health")
         seed(slice_, model)
         poison(slice_)
@@ -229,7 +245,7 @@ def train(use_case: UseCase) -> bytes:
     return modeling.to_bytes(pipeline)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
     """Headless Debian Chromium, driven by Playwright."""
     try:
@@ -244,7 +260,7 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def screenshots() -> Path:
     """Where the tests save what they saw."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -86,6 +86,11 @@ def test_main_dashboard_shows_the_pipeline_working(
     try:
         frame = open_dashboard(page, stack, "main")
         choose(frame, "#service", stack.service)
+        # The choice is kept in the page's URL, so a reload shows the same service
+        wait_until(lambda: f"service={stack.service}" in page.url, timeout=10)
+        page.reload()
+        frame = page.wait_for_selector("iframe").content_frame()
+        wait_until(lambda: stack.service in frame.inner_text("#service"), timeout=30)
         graphs = ["jobs-by-status", "row-counts", "throughput", "processing-time", "predictions"]
         # Then every graph draws real data, the ground truth among the predictions
         wait_for_data(frame, graphs, timeout=90)

@@ -286,7 +286,8 @@ def test_the_main_dashboard_puts_the_task_graphs_on_the_page(monkeypatch, apis) 
     drawn = {cell.children.id: cell.children.figure for cell in graphs}
     assert list(drawn) == ["anomaly-score", "anomaly-rate"]
     assert [s.y0 for s in drawn["anomaly-score"].layout.shapes if s.type == "line"] == [0.25]
-    assert (production, about, messages) == ("12", "use case sensor_anomaly (anomaly)", [])
+    assert (production, messages) == ("12", [])
+    assert about.startswith("use case sensor_anomaly (anomaly); the predictions drawn are")
 
 
 def test_the_realtime_view_draws_the_anomaly_service_with_its_threshold(monkeypatch) -> None:
@@ -296,6 +297,7 @@ def test_the_realtime_view_draws_the_anomaly_service_with_its_threshold(monkeypa
     monkeypatch.setattr(data, "use_case", definitions.__getitem__)
     services = [data.Service(s, u, f"rk.{s}", "m:1") for s, u in use_cases.items()]
     monkeypatch.setattr(data, "services", lambda: services)
+    monkeypatch.setattr(data, "active_services", lambda: ["pump"])
     monkeypatch.setattr(realtime.FEED, "rows", lambda definition, window: flagged())
     stored = task_figures.to_store(data.AnomalyReport(0.35, "if:1", 0.5, 0.1, True))
     # When the services are listed and the anomaly graphs drawn
