@@ -39,7 +39,7 @@ def alert_record(record: Any) -> dict[str, Any]:
     """An alert as the pages use it (`records.complete`), with `what` in words, the
     `report_url` of its window and whether it is `open`."""
     alert = complete(record, ALERT_FIELDS)
-    alert["what"] = in_words(alert)
+    alert["what"] = alert_words(alert)
     alert["report_url"] = report_url(alert)
     alert["open"] = alert["acknowledged_at"] is None
     return alert
@@ -91,7 +91,7 @@ def report_url(alert: dict[str, Any]) -> str | None:
     return f"{reverse('monitoring_report')}?{urlencode(params)}"
 
 
-def in_words(alert: dict[str, Any]) -> str:
+def alert_words(alert: dict[str, Any]) -> str:
     """ "drift score of AH_data 0.73 crossed 0.6"."""
     what = str(alert.get("metric") or "?").replace("_", " ")
     if alert.get("feature"):

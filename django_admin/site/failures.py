@@ -35,6 +35,9 @@ _SETTING_NAME = (
 )
 _SETTING = re.compile(_SETTING_NAME)
 _SETTING_REMARK = re.compile(rf"\s*\([^()]*{_SETTING_NAME}[^()]*\)")
+# A Python exception's class before its message ("UnpicklingError: invalid load key"):
+# the message says what happened, the class name is for the log.
+_EXCEPTION = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Warning): ")
 # Where FastAPI found a bad field: body.tune.trials is the form's tune.trials.
 _LOCATION = re.compile(r"\b(?:body|query|path)\.")
 
@@ -68,10 +71,11 @@ def describe(exc: errors.GitsError, *, changing: bool) -> str:
 
 def in_words(reason: str) -> str:
     """An API's reason without what only an operator reads: setting names (with their
-    parenthesised remarks), the `invalid request:` prefix and the body/query/path part
-    of field locations."""
+    parenthesised remarks), exception class names, the `invalid request:` prefix and the
+    body/query/path part of field locations."""
     reason = _SETTING_REMARK.sub("", reason)
     reason = _SETTING.sub("a setting", reason)
+    reason = _EXCEPTION.sub("", reason)
     reason = _LOCATION.sub("", reason.removeprefix("invalid request: "))
     return reason.strip() or "no reason given"
 

@@ -323,3 +323,6 @@ def test_field_locations_read_as_the_forms_fields() -> None:
     assert said == "tune.trials: Input should be greater than 0"
     # A user's own column that looks like a setting stays as it is
     assert in_words("column TEMP_1 is not a number") == "column TEMP_1 is not a number"
+    # An exception's message stays, its class name goes
+    said = in_words("the file is not a loadable model file (UnpicklingError: invalid load key)")
+    assert said == "the file is not a loadable model file (invalid load key)"

@@ -112,6 +112,16 @@ def role_of(authorization: str) -> str:
     return "other"
 
 
+# What every page's navigation reads (the open alerts' count, django_admin.site.context):
+# a read with the read token, sent when the count is not cached, whatever the page is.
+NAVIGATION = Sent("GET", "/monitoring_api/alerts", "read")
+
+
+def beyond_navigation(sent: list[Sent]) -> list[Sent]:
+    """The requests a page sent besides its navigation's."""
+    return [s for s in sent if s != NAVIGATION]
+
+
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
     """Every request sent through a blocking httpx client (the admin's clients) from now
@@ -206,10 +216,10 @@ def test_an_operator_without_the_permission_reads_every_page_with_the_read_token
         # A form that makes a change, or a model file: refused in words, before any API
         # is asked anything
         assert refused_in_words(response), (url, response.status_code)
-        assert sent == []
+        assert beyond_navigation(sent) == []
     elif name in ACTIONS or name == "logout":
         assert response.status_code == 405, url  # POST only
-        assert sent == []
+        assert beyond_navigation(sent) == []
     else:
         assert response.status_code not in (403, 500), (url, response.status_code)
         assert {s.token for s in sent} <= {"read"}, (url, sent)
@@ -228,7 +238,7 @@ def test_an_operator_without_the_permission_changes_nothing_and_sends_nothing(
         assert refused_in_words(response), (url, response.status_code)
     else:
         assert response.status_code == 405, url  # a page that only reads takes no POST
-    assert sent == []
+    assert beyond_navigation(sent) == []
 
 
 @pytest.mark.parametrize(("name", "pattern"), site_pages(), ids=[n for n, _ in site_pages()])
@@ -283,7 +293,7 @@ def test_no_change_without_the_permission_even_past_the_pages(
     for attempt in attempts:
         with pytest.raises(PermissionDenied):
             attempt()
-    assert sent == []
+    assert beyond_navigation(sent) == []
 
 
 @pytest.fixture(scope="module")
