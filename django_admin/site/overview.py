@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 from django.conf import settings
 
 from django_admin.apis import client
+from django_admin.dashboards import data
 from django_admin.site import bindings, catalog, retraining
 from django_admin.site.alerts import open_alerts
 from django_admin.site.queues import QueueState, queue_states
@@ -171,7 +172,9 @@ def _gather(sources: Sources, now: datetime) -> list[Tile]:
     for s in listed:
         cases.setdefault(s["use_case"], None)
     points = {n: sources.ask("monitoring_api", partial(_latest, n)) for n in cases}
-    limits = {n: sources.ask("monitoring_api", partial(_drift_limit, n)) for n in cases}
+    limits = {
+        n: sources.ask("monitoring_api", partial(data.drift_share_threshold, n)) for n in cases
+    }
     return _tiles(
         cases,
         listed,
@@ -190,12 +193,6 @@ def _latest(use_case: str) -> dict[str, Any]:
     path = f"/monitoring_api/use_cases/{use_case}/history/latest"
     found: dict[str, Any] = client("monitoring_api").request("GET", path)
     return found
-
-
-def _drift_limit(use_case: str) -> float | None:
-    path = f"/monitoring_api/use_cases/{use_case}/thresholds"
-    limit: float | None = client("monitoring_api").request("GET", path).get(DRIFT_SHARE)
-    return limit
 
 
 def _service_counts(sources: Sources, service: str, now: datetime) -> dict[str, Callable[[], Any]]:
