@@ -109,5 +109,5 @@ async def _consume(
 
 
 if __name__ == "__main__":
-    configure_logging()
+    configure_logging("bare_ceiling")
     asyncio.run(main())

@@ -154,5 +154,5 @@ async def _handle(
 
 
 if __name__ == "__main__":
-    configure_logging()
+    configure_logging("original_worker")
     asyncio.run(main())

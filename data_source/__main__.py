@@ -22,11 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from data_source.metrics import PublisherMetrics
 from data_source.publisher import Stream, messages, publish_reliably
 from data_source.settings import Settings, api_token, load_settings
 from gits_common import csv_files, errors
 from gits_common.clients import MlDataClient
 from gits_common.lifecycle import stop_on_signals
+from gits_common.metrics import process_registry, serve_metrics
 from gits_common.schemas import UseCase
 from gits_common.settings import configure_logging
 from gits_ml.demo import PRODUCT_QUALITY
@@ -126,6 +128,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     stop = stop_on_signals()
     stream = await stream_of(args, settings)
     log.info("publishing to %r at %g msg/s", args.routing_key, args.rate)
+    metrics = serve_publisher_metrics(args, settings)
     sent = await publish_reliably(
         settings.amqp_url,
         stream,
@@ -133,16 +136,27 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         rate=args.rate,
         count=args.count,
         stop=stop,
+        metrics=metrics,
     )
     log.info("published %d messages", sent)
     return sent
+
+
+def serve_publisher_metrics(args: argparse.Namespace, settings: Settings) -> PublisherMetrics:
+    """The publisher's metrics, served on DATA_SOURCE_METRICS_PORT (0: not served)."""
+    registry = process_registry()
+    metrics = PublisherMetrics(
+        use_case=args.use_case, routing_key=args.routing_key, registry=registry
+    )
+    serve_metrics(settings.metrics_port, host=settings.metrics_host, registry=registry)
+    return metrics
 
 
 def main(argv: list[str]) -> int:
     """Exit 0 when every message was confirmed or the run was stopped; 2 with one line
     when the file or use case is wrong."""
     args = parse_args(argv)
-    configure_logging()
+    configure_logging("data_source")
     settings = load_settings()
     try:
         asyncio.run(run(with_defaults(args, settings), settings))

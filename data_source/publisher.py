@@ -18,6 +18,7 @@ import pandas as pd
 from aio_pika.abc import AbstractExchange
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_fixed
 
+from data_source.metrics import PublisherMetrics
 from gits_common.amqp import declare_sensor_exchange
 from gits_common.lifecycle import log_while_waiting, pause, stop_when_stopped
 from gits_common.schemas import UseCase
@@ -78,6 +79,7 @@ async def publish_one(
     *,
     stop: asyncio.Event,
     before_sleep: Callable[[RetryCallState], None],
+    metrics: PublisherMetrics,
 ) -> None:
     """Publish and wait for the broker's confirm; while no queue takes the key (its service
     is not bound yet), try again every second until one does or `stop` is set, then raise
@@ -101,7 +103,8 @@ async def publish_one(
             before_sleep=before_sleep,
             reraise=True,
         )
-        await retrying(send)
+        with metrics.waiting.track_inprogress():
+            await retrying(send)
 
 
 async def publish(
@@ -113,9 +116,12 @@ async def publish(
     count: int,
     stop: asyncio.Event,
     on_sent: Callable[[int], None] | None = None,
+    metrics: PublisherMetrics | None = None,
 ) -> int:
     """Publish up to `count` messages (0: all) at `rate` per second; returns how many
-    the broker confirmed. `on_sent(n)` is told of every n confirmed (a progress bar)."""
+    the broker confirmed. `on_sent(n)` is told of every n confirmed (a progress bar);
+    `metrics` (when given) counts them."""
+    metrics = metrics or PublisherMetrics(use_case="", routing_key=routing_key)
     if count:
         stream = itertools.islice(stream, count)
     started = last_report = time.monotonic()
@@ -132,10 +138,20 @@ async def publish(
         batch = list(itertools.islice(stream, max(1, min(due, MAX_IN_FLIGHT))))
         if not batch:
             break
+        metrics.published.inc(len(batch))
+        metrics.unconfirmed.inc(len(batch))
         try:
             await asyncio.gather(
                 *(
-                    publish_one(exchange, routing_key, i, b, stop=stop, before_sleep=unroutable)
+                    publish_one(
+                        exchange,
+                        routing_key,
+                        i,
+                        b,
+                        stop=stop,
+                        before_sleep=unroutable,
+                        metrics=metrics,
+                    )
                     for i, b in batch
                 )
             )
@@ -143,6 +159,9 @@ async def publish(
             if stop.is_set():  # stopped while waiting for a queue: nothing is lost
                 break
             raise PublishInterrupted(sent, batch) from exc
+        finally:
+            metrics.unconfirmed.dec(len(batch))
+        metrics.confirmed.inc(len(batch))
         sent += len(batch)
         if on_sent is not None:
             on_sent(len(batch))
@@ -164,6 +183,7 @@ async def publish_to(
     count: int,
     stop: asyncio.Event,
     on_sent: Callable[[int], None] | None = None,
+    metrics: PublisherMetrics | None = None,
 ) -> int:
     """Connect, declare the sensor exchange and `publish` on a publisher-confirmed
     channel; returns how many messages the broker confirmed. Raises `PublishInterrupted`
@@ -179,6 +199,7 @@ async def publish_to(
             count=count,
             stop=stop,
             on_sent=on_sent,
+            metrics=metrics,
         )
 
 
@@ -191,6 +212,7 @@ async def publish_reliably(
     count: int,
     stop: asyncio.Event,
     on_sent: Callable[[int], None] | None = None,
+    metrics: PublisherMetrics | None = None,
 ) -> int:
     """`publish_to` until the stream is done or `stop` is set, reconnecting every 2 s
     while the broker is away: only an outage is retried. After a break the unconfirmed
@@ -211,6 +233,7 @@ async def publish_reliably(
                 count=left,
                 stop=stop,
                 on_sent=on_sent,
+                metrics=metrics,
             )
         except PublishInterrupted as exc:
             sent += exc.sent

@@ -21,6 +21,12 @@ class Settings:
     use_case: str
     csv: Path | None
     ml_data_api_url: str
+    metrics_host: str = "127.0.0.1"  # where the metrics server listens
+    metrics_port: int = 0  # 0: no metrics server
+
+
+# The metrics port of product_quality's publisher; `make run` gives each demo's its own.
+METRICS_PORT = 8010
 
 
 def load_settings() -> Settings:
@@ -34,6 +40,8 @@ def load_settings() -> Settings:
         use_case=config("DATA_SOURCE_USE_CASE", default="product_quality"),
         csv=Path(csv) if (csv := config("DATA_SOURCE_CSV", default="")) else None,
         ml_data_api_url=config("ML_DATA_API_URL", default="http://127.0.0.1:8004"),
+        metrics_host=config("METRICS_HOST", default="127.0.0.1"),
+        metrics_port=config("DATA_SOURCE_METRICS_PORT", default=METRICS_PORT, cast=int),
     )
 
 

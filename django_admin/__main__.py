@@ -94,8 +94,11 @@ def main(argv: list[str]) -> int:
     from django.conf import settings
 
     from django_admin.bootstrap import password_notice
+    from gits_common.logs import capture_stray_output
 
     django.setup()
+    if settings.LOG_FORMAT == "json":
+        capture_stray_output()  # warnings and a crash as JSON lines too
     password = prepare()
     if password is not None:
         url = f"http://{settings.ADMIN_HOST}:{settings.ADMIN_PORT}/"

@@ -9,7 +9,16 @@ from pathlib import Path
 
 from decouple import Csv
 
-from gits_common.settings import MissingSetting, Role, amqp_url, config, secret, token
+from gits_common.settings import (
+    MissingSetting,
+    Role,
+    amqp_url,
+    config,
+    log_format,
+    logging_config,
+    secret,
+    token,
+)
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -234,12 +243,6 @@ PLOTLY_DASH = {
     "insert_demo_migrations": False,
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line"}},
-    "root": {"handlers": ["stderr"], "level": config("LOG_LEVEL", default="INFO").upper()},
-    # One line per HTTP call to the APIs drowns what matters.
-    "loggers": {"httpx": {"level": "WARNING"}},
-}
+# The services' logging: LOG_LEVEL, and LOG_FORMAT (plain or JSON lines).
+LOGGING = logging_config("django_admin")
+LOG_FORMAT = log_format()

@@ -7,12 +7,16 @@ working directory (or the folder named by GITS_ENV_DIR), through python-decouple
 from __future__ import annotations
 
 import logging
+import logging.config
 import os
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 from urllib.parse import quote
 
 from decouple import AutoConfig
+
+from gits_common.logs import LogFormat, capture_stray_output, handler
 
 config = AutoConfig(search_path=os.environ.get("GITS_ENV_DIR") or os.getcwd())
 
@@ -117,14 +121,45 @@ def role_tokens() -> dict[Role, str]:
     return found
 
 
-def configure_logging() -> None:
-    """Log to stderr at LOG_LEVEL, one line a record with the logger's name."""
-    logging.basicConfig(
-        level=config("LOG_LEVEL", default="INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # One line per HTTP call between services drowns what matters.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+def log_format() -> LogFormat:
+    """LOG_FORMAT: `plain` (the default: a line of text a record) or `json` (one JSON
+    object a line, for a log collector); anything else stops the process naming it."""
+    value = config("LOG_FORMAT", default="plain").strip().lower()
+    try:
+        return LogFormat(value)
+    except ValueError:
+        choices = " or ".join(f.value for f in LogFormat)
+        raise MissingSetting(f"LOG_FORMAT is {value!r}; it must be {choices}") from None
+
+
+def logging_config(service: str) -> dict[str, Any]:
+    """The `logging.config.dictConfig` of a process named `service`: stderr at LOG_LEVEL
+    in LOG_FORMAT (Django takes it as its LOGGING)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {
+            "stderr": {"()": handler, "log_format": log_format(), "service": service},
+        },
+        "root": {"handlers": ["stderr"], "level": config("LOG_LEVEL", default="INFO").upper()},
+        # One line per HTTP call between services drowns what matters.
+        "loggers": {"httpx": {"level": "WARNING"}},
+    }
+
+
+def configure_logging(service: str) -> None:
+    """Log to stderr at LOG_LEVEL in LOG_FORMAT, each record naming `service` (and, in
+    JSON, the `gits_common.logs.log_context` fields it was logged with). Loggers that
+    libraries configure nothing for, such as uvicorn's with `log_config=None`, go the
+    same way. Like `logging.basicConfig`, it leaves a root logger that already has
+    handlers as it is: whoever set them (a test's log capture) keeps them."""
+    chosen = log_format()  # a wrong LOG_FORMAT is refused whoever configured logging
+    if logging.getLogger().handlers:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        return
+    logging.config.dictConfig(logging_config(service))
+    if chosen is LogFormat.json:
+        capture_stray_output()
 
 
 def amqp_url() -> str:

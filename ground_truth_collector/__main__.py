@@ -20,10 +20,12 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_fixed
 from gits_common import errors
 from gits_common.clients import MlDataClient
 from gits_common.lifecycle import log_while_waiting, pause, stop_on_signals, stop_when_stopped
+from gits_common.metrics import process_registry, serve_metrics
 from gits_common.schemas import UseCase
 from gits_common.settings import configure_logging
 from gits_ml.demos import DEMOS
 from ground_truth_collector.collector import Collector, Cursor
+from ground_truth_collector.metrics import LabelMetrics
 from ground_truth_collector.settings import Settings, load_settings
 from ground_truth_collector.sources import CsvLabels, DemoLabels, LabelSource, TableLabels
 
@@ -34,6 +36,7 @@ POLL_SECONDS = 2.0  # how often to ask whether the use case is there yet
 async def collect(settings: Settings) -> None:
     """Collect until SIGTERM or SIGINT."""
     stop = stop_on_signals()
+    metrics = serve_label_metrics(settings)  # served while the use case is awaited too
     client = MlDataClient(settings.ml_data_api_url, settings.api_token)
     try:
         use_case = await _registered(client, settings.use_case, stop)
@@ -49,6 +52,7 @@ async def collect(settings: Settings) -> None:
             delay=timedelta(seconds=settings.delay_seconds),
             overlap=timedelta(seconds=settings.overlap_seconds),
             batch_size=settings.batch_size,
+            metrics=metrics,
         )
         log.info(
             "collecting labels for %s from the %s source, %gs after each reading",
@@ -62,6 +66,14 @@ async def collect(settings: Settings) -> None:
             source.close()
     finally:
         await client.close()
+
+
+def serve_label_metrics(settings: Settings) -> LabelMetrics:
+    """The collector's metrics, served on GROUND_TRUTH_METRICS_PORT (0: not served)."""
+    registry = process_registry()
+    metrics = LabelMetrics(settings.use_case, registry)
+    serve_metrics(settings.metrics_port, host=settings.metrics_host, registry=registry)
+    return metrics
 
 
 def label_source(settings: Settings, use_case: UseCase) -> LabelSource:
@@ -110,7 +122,7 @@ def main(argv: list[str]) -> None:
     """Refuse any argument (exit status 2, with the usage), then collect."""
     parser = argparse.ArgumentParser(prog="python -m ground_truth_collector", description=__doc__)
     parser.parse_args(argv)
-    configure_logging()
+    configure_logging("ground_truth_collector")
     asyncio.run(collect(load_settings()))
 
 

@@ -17,6 +17,7 @@ from gits_common import errors
 from gits_common.clients import MlDataClient
 from gits_common.lifecycle import pause
 from gits_common.schemas import Table
+from ground_truth_collector.metrics import LabelMetrics, Run
 from ground_truth_collector.sources import LabelSource
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ class Collector:
     batch_size: int
     # Labels the source reported as arrived that ml_data_api has not taken yet.
     pending: dict[str, Any] = field(default_factory=dict)
+    metrics: LabelMetrics | None = None  # None: counted in a registry nobody serves
+    counted: LabelMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counted = self.metrics or LabelMetrics(self.use_case)
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Send the labels that arrived since the last run, whatever their reading's
@@ -78,7 +84,7 @@ class Collector:
             labels = await asyncio.to_thread(self.source.labels_for, ids)  # files, psycopg2
             if labels:
                 body = [{"message_id": mid, "value": value} for mid, value in labels.items()]
-                sent += (await self.client.attach_labels(self.use_case, body))["labelled"]
+                sent += await self._attach(body)
             if len(rows) < self.batch_size:
                 self.cursor.save(until)
                 return sent
@@ -95,10 +101,16 @@ class Collector:
         while self.pending:
             batch = dict(list(self.pending.items())[: self.batch_size])
             body = [{"message_id": mid, "value": value} for mid, value in batch.items()]
-            sent += (await self.client.attach_labels(self.use_case, body))["labelled"]
+            sent += await self._attach(body)
             for mid in batch:
                 del self.pending[mid]
         return sent
+
+    async def _attach(self, body: list[dict[str, Any]]) -> int:
+        """Send labels; how many predictions ml_data_api labelled (counted)."""
+        labelled = int((await self.client.attach_labels(self.use_case, body))["labelled"])
+        self.counted.labels_sent.inc(labelled)
+        return labelled
 
     async def run(self, interval: float, stop: asyncio.Event) -> None:
         """Collect every `interval` seconds until stopped; an unreachable ml_data_api is
@@ -106,8 +118,10 @@ class Collector:
         while not stop.is_set():
             try:
                 sent = await self.run_once()
+                self.counted.runs[Run.ok].inc()
                 if sent:
                     log.info("sent %d label(s) for %s", sent, self.use_case)
             except (errors.Unavailable, errors.NotFound) as exc:
+                self.counted.runs[Run.failed].inc()
                 log.warning("could not collect labels: %s", exc.detail)
             await pause(stop, interval)

@@ -28,9 +28,13 @@ class Settings:
     csv_path: Path | None  # the CSV of source "csv"
     table: str | None  # the table or view of source "table"
     dsn: str | None  # the database of source "table"
+    metrics_host: str = "127.0.0.1"  # where the metrics server listens
+    metrics_port: int = 0  # 0: no metrics server
 
 
 SOURCES = ("demo", "csv", "table")
+# The metrics port of product_quality's collector; `make run` gives each demo's its own.
+METRICS_PORT = 8020
 
 
 def load_settings() -> Settings:
@@ -65,4 +69,6 @@ def load_settings() -> Settings:
         csv_path=Path(csv_path) if csv_path else None,
         table=table or None,
         dsn=dsn,
+        metrics_host=config("METRICS_HOST", default="127.0.0.1"),
+        metrics_port=config("GROUND_TRUTH_METRICS_PORT", default=METRICS_PORT, cast=int),
     )

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from gits_common import errors
 from gits_common.clients import QueueManagerClient
 from gits_common.http import create_api
+from gits_common.metrics import instrument_api
 from gits_common.postgres import Database, add_health_route
 from gits_common.settings import Role
 from ml_data_api.routes import router
@@ -58,5 +59,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.ml_data = ml_data
 
     add_health_route(app, db, ml_data.prepare)
+    instrument_api(app, service="ml_data_api")
 
     return app

@@ -142,7 +142,7 @@ def main(argv: list[str]) -> int:
     """Exit code 0 on success, 1 with a reason otherwise, 2 with the usage for bad
     options (before anything is loaded or connected to)."""
     args = parse_args(argv)
-    configure_logging()
+    configure_logging("ml_data_loader")
     try:
         asyncio.run(run(args, load_settings()))
     except GitsError as exc:

@@ -15,9 +15,11 @@ from fastapi.concurrency import run_in_threadpool
 from gits_common import errors
 from gits_common.clients import ApiClient, MlDataClient, QueueManagerClient
 from gits_common.http import Lifespan, create_api
+from gits_common.metrics import instrument_api
 from gits_common.monitoring import Thresholds
 from gits_common.postgres import Database, add_health_route
 from gits_common.settings import Role
+from monitoring_api.gauges import HistoryGauges
 from monitoring_api.models import Models
 from monitoring_api.routes import router
 from monitoring_api.service import ReportService
@@ -68,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.tasks = tasks
 
     add_health_route(app, db, watch.prepare)
+    instrument_api(app, service="monitoring_api").register(HistoryGauges(db))
 
     return app
 

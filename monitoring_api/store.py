@@ -326,5 +326,44 @@ def select_open_alerts(*, conn: Connection, limit: int) -> list[dict[str, Any]]:
         return [dict(zip(ALERT_COLUMNS, row, strict=True)) for row in cur.fetchall()]
 
 
+def select_newest_values(
+    *, conn: Connection, max_use_cases: int, rows_per_use_case: int
+) -> list[tuple[str, str, float, datetime]]:
+    """(use case, metric, value, time): the newest value of each use-case-wide metric
+    (feature null) of at most `max_use_cases` use cases, each looked for among its newest
+    `rows_per_use_case` such rows. Index walks only, whatever the history's length: the
+    use cases by skip scan, then each one's newest rows by (use_case, time DESC)."""
+    query = sql.SQL(
+        """WITH RECURSIVE use_cases(use_case, n) AS (
+               (SELECT use_case, 1 FROM {metrics} ORDER BY use_case LIMIT 1)
+               UNION ALL
+               SELECT (SELECT m.use_case FROM {metrics} m WHERE m.use_case > u.use_case
+                       ORDER BY m.use_case LIMIT 1), u.n + 1
+               FROM use_cases u WHERE u.use_case IS NOT NULL AND u.n < %(max_use_cases)s)
+           SELECT DISTINCT ON (u.use_case, r.metric) u.use_case, r.metric, r.value, r.time
+           FROM use_cases u CROSS JOIN LATERAL (
+               SELECT metric, value, time FROM {metrics} m
+               WHERE m.use_case = u.use_case AND m.feature IS NULL
+               ORDER BY m.time DESC LIMIT %(rows)s) r
+           WHERE u.use_case IS NOT NULL
+           ORDER BY u.use_case, r.metric, r.time DESC"""
+    ).format(metrics=METRICS)
+    with conn.cursor() as cur:
+        cur.execute(query, {"max_use_cases": max_use_cases, "rows": rows_per_use_case})
+        return [(u, m, float(v), t) for u, m, v, t in cur.fetchall()]
+
+
+def count_open_alerts(*, conn: Connection, limit: int) -> list[tuple[str, str, int]]:
+    """(use case, metric, how many) of the alerts not yet acknowledged, at most `limit`
+    pairs."""
+    query = sql.SQL(
+        "SELECT use_case, metric, count(*) FROM {} WHERE acknowledged_at IS NULL "
+        "GROUP BY use_case, metric ORDER BY use_case, metric LIMIT %s"
+    ).format(ALERTS)
+    with conn.cursor() as cur:
+        cur.execute(query, (limit,))
+        return [(u, m, int(n)) for u, m, n in cur.fetchall()]
+
+
 def _columns(names: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)

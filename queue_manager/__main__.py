@@ -17,7 +17,7 @@ def main(argv: list[str]) -> None:
     from queue_manager.app import create_app
     from queue_manager.settings import load_settings
 
-    configure_logging()
+    configure_logging("queue_manager")
     settings = load_settings()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 

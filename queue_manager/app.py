@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from gits_common import errors
 from gits_common.clients import MlDataClient
 from gits_common.http import create_api
+from gits_common.metrics import instrument_api
 from gits_common.postgres import Database
 from gits_common.settings import Role
 from queue_manager.events import ModelEvents
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, sandbox: Sandbox | None = None) -> FastAPI
     )
     app.state.settings = settings
     app.state.queue_manager = queue_manager
+    instrument_api(app, service="queue_manager")
 
     @app.get("/", tags=["health"])
     def root() -> dict[str, str]:

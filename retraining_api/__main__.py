@@ -17,7 +17,7 @@ def main(argv: list[str]) -> None:
     from retraining_api.app import create_app
     from retraining_api.settings import load_settings
 
-    configure_logging()
+    configure_logging("retraining_api")
     settings = load_settings()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 

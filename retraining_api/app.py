@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from gits_common import errors
 from gits_common.clients import ApiClient, MlDataClient, QueueManagerClient
 from gits_common.http import Lifespan, create_api
+from gits_common.metrics import instrument_api
 from gits_common.postgres import Database, add_health_route
 from gits_common.settings import Role
 from retraining_api.policy import DriftPolicy
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.retraining = retraining
     app.state.policy = policy
     add_health_route(app, db, retraining.prepare)
+    instrument_api(app, service="retraining_api")
     return app
 
 

@@ -17,6 +17,7 @@ from psycopg2.extensions import connection as Connection
 
 from gits_common import errors
 from gits_common.clients import MlDataClient, QueueManagerClient
+from gits_common.logs import log_context
 from gits_common.postgres import Database
 from gits_common.registry import model_label
 from gits_common.schemas import Table, UseCase
@@ -41,13 +42,19 @@ AUTO_PROMOTER = "auto-promote"  # the `requested_by` of promotions a job makes i
 
 def warm_up() -> None:
     """Import PyCaret and explainerdashboard once, so that no job waits for the import."""
-    configure_logging()
+    configure_logging("retraining_api")
     for module in WARM_UP_MODULES:
         importlib.import_module(module)
 
 
 def run(settings: Settings, kind: JobKind, job_id: int) -> None:
-    """Run one job to its end; any failure is recorded on the job, never raised."""
+    """Run one job to its end, every line it logs naming the job; any failure is
+    recorded on the job, never raised."""
+    with log_context(job_id=job_id):
+        _run(settings, kind, job_id)
+
+
+def _run(settings: Settings, kind: JobKind, job_id: int) -> None:
     context = JobContext.open(settings, job_id)
     try:
         if kind is JobKind.retraining:

@@ -9,6 +9,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from gits_common.logs import log_context
 from gits_common.postgres import Database
 from retraining_api import jobs, store
 from retraining_api.schemas import JobKind
@@ -40,6 +41,10 @@ class Runner:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, kind: JobKind, job_id: int) -> None:
+        with log_context(job_id=job_id):
+            await self._run_in_pool(kind, job_id)
+
+    async def _run_in_pool(self, kind: JobKind, job_id: int) -> None:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._pools[kind], jobs.run, self.settings, kind, job_id)

@@ -19,8 +19,11 @@ from pathlib import Path
 
 from decouple import AutoConfig, Csv
 
+from data_source.settings import METRICS_PORT as DATA_SOURCE_METRICS_PORT
 from gits_ml.demo import PRODUCT_QUALITY
 from gits_ml.demos import DEMOS
+from ground_truth_collector.settings import METRICS_PORT as GROUND_TRUTH_METRICS_PORT
+from workers.settings import METRICS_PORT as WORKER_METRICS_PORT
 
 ROOT = Path(__file__).resolve().parents[1]
 config = AutoConfig(search_path=str(ROOT))
@@ -45,6 +48,9 @@ class Program:
     startretries: int = 10
     stopwaitsecs: int = 20  # SIGTERM, then SIGKILL after this long
     environment: tuple[tuple[str, str], ...] = ()  # set for this program over .env
+    # (setting, port) of the process's metrics server; replica n gets port + n - 1,
+    # so that replicas on one host do not share one. Port 0: no metrics server.
+    metrics: tuple[str, int] | None = None
 
     @property
     def process_name(self) -> str:
@@ -57,12 +63,28 @@ class Program:
         return len(self.name) + (0 if self.replicas is None else 1 + len(str(self.replicas)))
 
 
-def programs(worker_replicas: int, demos: list[str] | None = None) -> list[Program]:
+@dataclass(frozen=True)
+class MetricsPorts:
+    """The first metrics port of each kind of process (0: that kind serves none). The
+    k-th demo's data_source and collector take the first + k; worker replicas take
+    consecutive ports from the first, demo after demo. The APIs serve theirs at their
+    own port's /metrics."""
+
+    worker: int = WORKER_METRICS_PORT
+    data_source: int = DATA_SOURCE_METRICS_PORT
+    ground_truth: int = GROUND_TRUTH_METRICS_PORT
+
+
+def programs(
+    worker_replicas: int, demos: list[str] | None = None, ports: MetricsPorts | None = None
+) -> list[Program]:
     """Every process of `make run`; with 0 replicas, no worker. Each demo use case of
     `demos` (DEMO_USE_CASES; `gits_ml.demos.DEMOS`) gets its own worker replicas (its
     service's), data_source and ground-truth collector; product_quality's keep their
-    original names (`worker`, `data_source`, `ground_truth_collector`) and settings."""
+    original names (`worker`, `data_source`, `ground_truth_collector`) and settings.
+    Each of those serves its metrics on a port of its own (`ports`)."""
     demos = list(DEMOS) if demos is None else demos
+    ports = ports or MetricsPorts()
     listed = [
         Program("ml_data_api", "-m ml_data_api", "stores"),
         Program("queue_manager", "-m queue_manager", "stores"),
@@ -71,7 +93,7 @@ def programs(worker_replicas: int, demos: list[str] | None = None) -> list[Progr
         Program("retraining_api", "-m retraining_api", "apps"),
         Program("django_admin", "-m django_admin", "apps"),
     ]
-    for name in demos:
+    for k, name in enumerate(demos):
         own = "" if name == PRODUCT_QUALITY.name else f"_{name}"
         service = () if not own else (("SERVICE_NAME", DEMOS[name].service),)
         listed += [
@@ -83,16 +105,40 @@ def programs(worker_replicas: int, demos: list[str] | None = None) -> list[Progr
                 replicas=worker_replicas,
                 stopwaitsecs=30,
                 environment=service,
+                metrics=("WORKER_METRICS_PORT", _nth(ports.worker, k * worker_replicas)),
             ),
-            Program(f"data_source{own}", f"-m data_source --loop --use-case {name}", "stream"),
+            Program(
+                f"data_source{own}",
+                f"-m data_source --loop --use-case {name}",
+                "stream",
+                metrics=("DATA_SOURCE_METRICS_PORT", _nth(ports.data_source, k)),
+            ),
             Program(
                 f"ground_truth_collector{own}",
                 "-m ground_truth_collector",
                 "stream",
                 environment=(("GROUND_TRUTH_USE_CASE", name),),
+                metrics=("GROUND_TRUTH_METRICS_PORT", _nth(ports.ground_truth, k)),
             ),
         ]
     return [p for p in listed if p.replicas != 0]
+
+
+def _nth(first: int, offset: int) -> int:
+    """The port `offset` after `first`; 0 (no metrics server) stays 0."""
+    return first + offset if first else 0
+
+
+def metrics_ports() -> MetricsPorts:
+    """The first metrics ports from WORKER_METRICS_PORT, DATA_SOURCE_METRICS_PORT and
+    GROUND_TRUTH_METRICS_PORT in the environment or .env."""
+    return MetricsPorts(
+        worker=config("WORKER_METRICS_PORT", default=WORKER_METRICS_PORT, cast=int),
+        data_source=config("DATA_SOURCE_METRICS_PORT", default=DATA_SOURCE_METRICS_PORT, cast=int),
+        ground_truth=config(
+            "GROUND_TRUTH_METRICS_PORT", default=GROUND_TRUTH_METRICS_PORT, cast=int
+        ),
+    )
 
 
 def demo_use_cases() -> list[str]:
@@ -196,31 +242,69 @@ def render(listed: list[Program], *, run_dir: Path, python: str = sys.executable
     user = "user=root\n" if os.getuid() == 0 else ""
     sections = [HEADER.format(user=user, password=secrets.token_urlsafe(16), **paths)]
     for group, priority in GROUPS.items():
-        members = ",".join(p.name for p in listed if p.group == group)
+        members = ",".join(s.name for p in listed if p.group == group for s in sections_of(p))
         if members:
             sections.append(GROUP.format(name=group, programs=members, priority=priority))
     width = max(p.widest_name for p in listed)
     for program in listed:
-        prefixed = f"{paths['root']}/scripts/prefix_output.py --width {width}"
-        section = PROGRAM.format(
-            name=program.name,
-            command=(
-                f"{paths['python']} {prefixed} --name {program.process_name}"
-                f" -- {paths['python']} {escape(program.args)}"
-            ),
-            process_name=program.process_name,
-            numprocs=program.replicas or 1,
-            autorestart="unexpected" if program.oneshot else "true",
-            startsecs=0 if program.oneshot else program.startsecs,
-            startretries=program.startretries,
-            stopwaitsecs=program.stopwaitsecs,
-            **paths,
-        )
-        if program.environment:
-            pairs = ",".join(f'{k}="{escape(v)}"' for k, v in program.environment)
-            section += ENVIRONMENT.format(pairs=pairs)
-        sections.append(section + (ONESHOT if program.oneshot else ""))
+        for section in sections_of(program):
+            sections.append(_program_text(program, section, width=width, paths=paths))
     return "".join(sections)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One [program:x] section of a Program: all its replicas, or one of them."""
+
+    name: str
+    process_name: str
+    numprocs: int
+    environment: tuple[tuple[str, str], ...]
+
+
+def sections_of(program: Program) -> list[Section]:
+    """The program's sections: one (with `numprocs` replicas), or one a replica when each
+    needs a metrics port of its own, which supervisord's expansions cannot compute."""
+    if program.metrics is None:
+        return [
+            Section(program.name, program.process_name, program.replicas or 1, program.environment)
+        ]
+    setting, first = program.metrics
+    if program.replicas is None:
+        return [
+            Section(program.name, program.name, 1, (*program.environment, (setting, str(first))))
+        ]
+    return [
+        Section(
+            name := f"{program.name}_{n}",
+            name,
+            1,
+            (*program.environment, (setting, str(first + n - 1 if first else 0))),
+        )
+        for n in range(1, program.replicas + 1)
+    ]
+
+
+def _program_text(program: Program, section: Section, *, width: int, paths: dict[str, str]) -> str:
+    prefixed = f"{paths['root']}/scripts/prefix_output.py --width {width}"
+    text = PROGRAM.format(
+        name=section.name,
+        command=(
+            f"{paths['python']} {prefixed} --name {section.process_name}"
+            f" -- {paths['python']} {escape(program.args)}"
+        ),
+        process_name=section.process_name,
+        numprocs=section.numprocs,
+        autorestart="unexpected" if program.oneshot else "true",
+        startsecs=0 if program.oneshot else program.startsecs,
+        startretries=program.startretries,
+        stopwaitsecs=program.stopwaitsecs,
+        **paths,
+    )
+    if section.environment:
+        pairs = ",".join(f'{k}="{escape(v)}"' for k, v in section.environment)
+        text += ENVIRONMENT.format(pairs=pairs)
+    return text + (ONESHOT if program.oneshot else "")
 
 
 def escape(value: str) -> str:
@@ -251,7 +335,7 @@ def main(argv: list[str]) -> None:
     """Write the configuration of `make run` into the run directory given."""
     if len(argv) != 1:
         raise SystemExit("usage: python scripts/supervisord_conf.py RUN_DIR")
-    write(Path(argv[0]), programs(worker_replicas(), demo_use_cases()))
+    write(Path(argv[0]), programs(worker_replicas(), demo_use_cases(), metrics_ports()))
 
 
 if __name__ == "__main__":

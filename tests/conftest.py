@@ -26,6 +26,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from psycopg2 import sql
 
 from gits_common.settings import amqp_url, config, postgres_settings
 from queue_manager.settings import Settings as QueueManagerSettings
@@ -42,6 +43,10 @@ TOKENS = {
 for _role, _token in TOKENS.items():
     os.environ[f"GITS_{_role.upper()}_TOKEN"] = _token
 os.environ["LOG_LEVEL"] = "WARNING"
+# No metrics servers on the ports .env gives `make run` (one may be running beside the
+# tests); a test that scrapes one sets a free port.
+for _setting in ("WORKER_METRICS_PORT", "DATA_SOURCE_METRICS_PORT", "GROUND_TRUTH_METRICS_PORT"):
+    os.environ[_setting] = "0"
 
 
 # One test run at a time on a machine: runs share the test database (a run empties it
@@ -73,12 +78,45 @@ def postgres_dsn() -> str:
     except psycopg2.OperationalError as exc:
         need_server("PostgreSQL (run scripts/ensure-services.sh)", exc)
     with conn, conn.cursor() as cur:
-        cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        if _timescaledb_installed(cur):
+            # Its functions live in public: dropping the schema would take the extension,
+            # which only a superuser may create again.
+            _drop_public_tables(cur)
+        else:
+            cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         cur.execute(f"SELECT nspname FROM pg_namespace WHERE nspname LIKE '{QM_SCHEMA_PREFIX}%'")
         for (schema,) in cur.fetchall():
             cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
     conn.close()
     return dsn
+
+
+def _drop_public_tables(cur: psycopg2.extensions.cursor) -> None:
+    """Drop every table of the public schema (hypertables with their chunks, and what
+    depends on them), and nothing else."""
+    cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    for (table,) in cur.fetchall():
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS public.{} CASCADE").format(sql.Identifier(table)))
+
+
+def _timescaledb_installed(cur: psycopg2.extensions.cursor) -> bool:
+    cur.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+    (installed,) = cur.fetchone() or (False,)
+    return bool(installed)
+
+
+@pytest.fixture(scope="session")
+def timescaledb(postgres_dsn: str) -> bool:
+    """Whether the test database has the TimescaleDB extension, read where the services
+    read it (pg_extension): use-case tables and the metric history are then hypertables,
+    plain tables otherwise. The suite runs against either (a local PostgreSQL, or the
+    compose stack's TimescaleDB) and checks the behaviour of the one it finds."""
+    conn = psycopg2.connect(postgres_dsn)
+    try:
+        with conn.cursor() as cur:
+            return _timescaledb_installed(cur)
+    finally:
+        conn.close()
 
 
 # queue_manager stores the tests make: a schema each in the test database, or mongomock.

@@ -15,10 +15,13 @@ import sys
 
 from gits_common.clients import MlDataClient, QueueManagerClient
 from gits_common.lifecycle import stop_on_signals
+from gits_common.logs import bind_process_fields
+from gits_common.metrics import process_registry, serve_metrics
 from gits_common.settings import configure_logging
 from workers.consumer import Consumer
 from workers.handler import Handler
 from workers.journal import Journal
+from workers.metrics import WorkerMetrics
 from workers.models import ModelCache
 from workers.replay import replay_dead_letters
 from workers.settings import Settings, load_settings
@@ -50,6 +53,7 @@ async def consume(settings: Settings) -> bool:
         max_message_bytes=settings.max_message_bytes,
         predict_seconds=settings.predict_seconds,
         stop=stop,
+        metrics=serve_worker_metrics(settings),
     )
     consumer = Consumer(settings, handler, models, queue_manager)
     sending = asyncio.create_task(journal.run(stop))
@@ -63,6 +67,14 @@ async def consume(settings: Settings) -> bool:
         await ml_data.close()
     log.info("worker %s stopped; handled %d messages", settings.worker_id, consumer.handled)
     return handler.wedged
+
+
+def serve_worker_metrics(settings: Settings) -> WorkerMetrics:
+    """The replica's metrics, served on WORKER_METRICS_PORT (0: not served)."""
+    registry = process_registry()
+    metrics = WorkerMetrics(settings.service_name, registry)
+    serve_metrics(settings.metrics_port, host=settings.metrics_host, registry=registry)
+    return metrics
 
 
 async def replay(settings: Settings) -> None:
@@ -86,8 +98,9 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument("--replay-dead-letters", action="store_true")
     args = parser.parse_args(argv)
-    configure_logging()
+    configure_logging("workers")
     settings = load_settings()
+    bind_process_fields(worker=settings.worker_id)
     if args.replay_dead_letters:
         asyncio.run(replay(settings))
     elif asyncio.run(consume(settings)):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +43,10 @@ from gits_common.amqp import (
 )
 from gits_common.clients import QueueManagerClient
 from gits_common.lifecycle import log_while_waiting, pause, stop_when_stopped
+from gits_common.logs import log_context
 from gits_common.registry import ServiceRead
 from workers.handler import Delivery, Handler, Outcome, Settlement
+from workers.metrics import Settled
 from workers.models import ModelCache, NoModel
 from workers.settings import Settings
 
@@ -58,6 +61,12 @@ CONNECTION_LOST = (*CHANNEL_GONE, ConnectionError, OSError)
 ROUTING_KEY_HEADER = "x-gits-routing-key"
 # How many times the work queue had delivered a message when it was moved to quarantine.
 WORK_QUEUE_DELIVERIES_HEADER = "x-gits-work-queue-deliveries"
+# The metrics' name of each way a delivery is settled.
+SETTLED = {
+    Outcome.ack: Settled.stored,
+    Outcome.dead_letter: Settled.dead_lettered,
+    Outcome.retry: Settled.requeued,
+}
 
 
 class Consumer:
@@ -269,18 +278,26 @@ class Consumer:
                 _quarantined(message), routing_key=quarantine_queue(self.settings.service_name)
             )
             await message.ack()
+            self.handler.metrics.redelivered()
         except CHANNEL_GONE as exc:
             log.warning("could not quarantine message %s: %r", message.message_id, exc)
 
     async def _handle(self, batch: list[AbstractIncomingMessage], outlets: Outlets) -> None:
+        started = time.perf_counter()
+        self.handler.metrics.batch(len(batch))
         deliveries = [
             Delivery(m.body, m.message_id, _routing_key(m), _deliveries_before(m)) for m in batch
         ]
-        settlements = await self.handler.handle(deliveries)
+        # A lone message (from quarantine, or a quiet queue) names what is logged about it.
+        with log_context(message_id=batch[0].message_id if len(batch) == 1 else None):
+            settlements = await self.handler.handle(deliveries)
         self.handled += sum(s.outcome is not Outcome.retry for s in settlements)
         for message, settlement in zip(batch, settlements, strict=True):
             try:
                 await self._settle(message, settlement, outlets.dead)
+                self.handler.metrics.settled(
+                    SETTLED[settlement.outcome], seconds=time.perf_counter() - started
+                )
             except CHANNEL_GONE as exc:
                 # The channel is gone: the broker redelivers, and stored work is idempotent.
                 log.warning("could not settle message %s: %r", message.message_id, exc)
@@ -296,6 +313,10 @@ class Consumer:
                 routing_key=dead_letter_queue(self.settings.service_name),
             )
             await message.ack()  # after the broker confirmed the dead letter
+            self.handler.metrics.dead_lettered(settlement.kind)
+            # One line a dead letter, so that a message id found in a log says why.
+            with log_context(message_id=message.message_id):
+                log.warning("dead-lettered message %s: %s", message.message_id, settlement.reason)
         else:
             await message.nack(requeue=True)
 

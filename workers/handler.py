@@ -36,10 +36,12 @@ from gits_common import errors
 from gits_common.amqp import DELIVERY_LIMIT
 from gits_common.clients import MlDataClient
 from gits_common.lifecycle import pause, stop_when_stopped
+from gits_common.logs import log_context
 from gits_common.schemas import SensorRecord, Table
 from gits_ml.modeling import ModelFailed
 from workers.journal import Journal
 from workers.messages import Message, read_message
+from workers.metrics import DeadLetterKind, WorkerMetrics
 from workers.models import LoadedModel, ModelCache, NoModel
 from workers.predict import Poison, features_frame, typed_features
 
@@ -84,6 +86,7 @@ class Settlement:
 
     outcome: Outcome
     reason: str | None = None
+    kind: DeadLetterKind | None = None  # what kind of reason, for the metrics
 
 
 @dataclass
@@ -91,6 +94,7 @@ class _Item:
     delivery: Delivery
     message: Message
     reason: str | None = None
+    kind: DeadLetterKind | None = None  # set with `reason`
     features: list[dict[str, Any]] | None = None  # typed, one dict a reading
     rows: list[dict[str, Any]] = field(default_factory=list)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -123,12 +127,14 @@ class Handler:
         max_message_bytes: int,
         stop: asyncio.Event,
         predict_seconds: float = 30.0,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.service, self.worker_id = service, worker_id
         self._ml, self.models, self.journal = ml_data, models, journal
         self._attempts, self._base_delay = retry_attempts, retry_base_delay
         self._max_bytes, self._stop = max_message_bytes, stop
         self._predict_seconds = predict_seconds
+        self.metrics = metrics or WorkerMetrics(service)
         # One thread for the model: a call that overruns is left behind, and the worker
         # is then replaced (`wedged`), since a thread cannot be stopped.
         self._predicting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
@@ -154,7 +160,7 @@ class Handler:
             # worker be replaced (`_call` set `wedged`). Alone, the message is the cause.
             if len(items) > 1:
                 return [Settlement(Outcome.retry)] * len(items)
-            items[0].reason = str(exc)
+            items[0].reason, items[0].kind = str(exc), DeadLetterKind.model_timeout
             await self.journal.record([self._record(items[0], None)], self._stop)
         except errors.Unavailable as exc:
             if self._stop.is_set():
@@ -163,9 +169,12 @@ class Handler:
             log.error("dead-lettering %d message(s): %s", len(items), reason)
             for item in items:
                 item.reason = item.reason or reason
+                item.kind = item.kind or DeadLetterKind.unavailable
             await self.journal.record([self._record(i, None) for i in items], self._stop)
         return [
-            Settlement(Outcome.dead_letter, i.reason) if i.reason else Settlement(Outcome.ack)
+            Settlement(Outcome.dead_letter, i.reason, i.kind)
+            if i.reason
+            else Settlement(Outcome.ack)
             for i in items
         ]
 
@@ -174,7 +183,9 @@ class Handler:
             delivery, read_message(delivery.body, delivery.message_id, max_bytes=self._max_bytes)
         )
         item.reason = item.message.reason
+        item.kind = DeadLetterKind.bad_message if item.reason else None
         if delivery.deliveries_before >= DELIVERY_LIMIT - 1:
+            item.kind = item.kind or DeadLetterKind.delivery_limit
             item.reason = item.reason or (
                 f"delivered {delivery.deliveries_before} times before without being settled "
                 "(a worker died or lost its connection while handling it each time); not "
@@ -192,8 +203,10 @@ class Handler:
             raise
         except Exception as exc:
             if len(items) == 1:
-                log.exception("message %s failed the worker", items[0].job_id)
+                with log_context(message_id=items[0].delivery.message_id):
+                    log.exception("message %s failed the worker", items[0].job_id)
                 items[0].reason = f"the worker failed on this message ({errors.said(exc)})"
+                items[0].kind = DeadLetterKind.worker_error
                 await self.journal.record([self._record(items[0], None)], self._stop)
                 return
             half = len(items) // 2
@@ -203,6 +216,7 @@ class Handler:
     async def _handle(self, items: list[_Item]) -> None:
         model = await self._model(items) if any(i.reason is None for i in items) else None
         if model is not None:
+            self.metrics.model_in_use(use_case=model.use_case.name, version=model.label)
             await self._predict_and_store(model, items)
         label = model.label if model else None
         await self.journal.record([self._record(i, label) for i in items], self._stop)
@@ -213,6 +227,7 @@ class Handler:
         except NoModel as exc:
             for item in items:
                 item.reason = item.reason or str(exc)
+                item.kind = item.kind or DeadLetterKind.no_model
             return None
 
     def _record(self, item: _Item, model_label: str | None) -> dict[str, Any]:
@@ -261,7 +276,7 @@ class Handler:
                 item.features = typed_features(model, item.readings)
                 scoring.append(item)
             except Poison as exc:
-                item.reason = str(exc)
+                item.reason, item.kind = str(exc), DeadLetterKind.bad_features
         if not scoring:
             return
         failures = await self._predict(model, scoring)
@@ -272,13 +287,18 @@ class Handler:
         elif failures < len(scoring):
             await self.models.usable(model)
         stored, refused = await self._narrowed(
-            functools.partial(self._ml.insert_rows, model.use_case.name, Table.production),
+            functools.partial(
+                self.metrics.timing(self.metrics.store_seconds, self._ml.insert_rows),
+                model.use_case.name,
+                Table.production,
+            ),
             [i for i in scoring if i.reason is None],
             lambda i: i.rows,
             flatten=True,
         )
         for item, detail in refused:
             item.reason = f"ml_data_api refused the prediction: {detail}"
+            item.kind = DeadLetterKind.refused
         for item, answer in stored:
             kept = set(answer.get("skipped_ids", [])) & {r["message_id"] for r in item.rows}
             if kept:
@@ -292,11 +312,13 @@ class Handler:
         frame = features_frame(model, [f for i in items for f in i.features or ()])
         try:
             predictions = await self._call(model, frame)
+            self.metrics.predicted(len(frame))
         except ModelFailed as exc:
             if len(items) == 1:
                 items[
                     0
                 ].reason = f"model {model.label} failed on this message ({exc.check}): {exc.reason}"
+                items[0].kind = DeadLetterKind.model_failed
                 return 1
             half = len(items) // 2
             return await self._predict(model, items[:half]) + await self._predict(
@@ -327,7 +349,8 @@ class Handler:
                 self._predicting, model.predict, frame
             )
             try:
-                return await asyncio.wait_for(call, self._predict_seconds)
+                timed = self.metrics.timing(self.metrics.predict_seconds, asyncio.wait_for)
+                return await timed(call, self._predict_seconds)
             except TimeoutError:
                 self.wedged = True
                 raise ModelTimedOut(
@@ -375,7 +398,7 @@ class Handler:
             retry=retry_if_exception_type(errors.Unavailable),
             stop=stop_after_attempt(self._attempts) | stop_when_stopped(self._stop),
             wait=wait_exponential(multiplier=self._base_delay, max=30.0),
-            before_sleep=before_sleep_log(log, logging.WARNING),
+            before_sleep=self.metrics.counting_retries(before_sleep_log(log, logging.WARNING)),
             sleep=functools.partial(pause, self._stop),  # wakes up when the worker stops
             reraise=True,
         )

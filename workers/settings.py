@@ -28,6 +28,12 @@ class Settings:
     journal_max_records: int
     predict_seconds: float
     binding_refresh_seconds: float
+    metrics_host: str = "127.0.0.1"  # where the metrics server listens
+    metrics_port: int = 0  # 0: no metrics server
+
+
+# The metrics port of a replica started by hand; `make run` gives each replica its own.
+METRICS_PORT = 8100
 
 
 # Defaults, shared with the bare-ceiling benchmark (which consumes as the workers do).
@@ -68,4 +74,6 @@ def load_settings() -> Settings:
         journal_max_records=config("WORKER_JOURNAL_MAX_RECORDS", default=100_000, cast=int),
         predict_seconds=config("WORKER_PREDICT_SECONDS", default=30.0, cast=float),
         binding_refresh_seconds=config("WORKER_BINDING_REFRESH_SECONDS", default=30.0, cast=float),
+        metrics_host=config("METRICS_HOST", default="127.0.0.1"),
+        metrics_port=config("WORKER_METRICS_PORT", default=METRICS_PORT, cast=int),
     )

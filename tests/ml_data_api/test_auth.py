@@ -22,11 +22,11 @@ def test_routes_refuse_requests_without_the_right_token(app, sensors):
             assert missing.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_health_and_docs_are_open(app):
+def test_health_and_docs_are_open(app, timescaledb):
     with TestClient(app) as anonymous:
         health = anonymous.get("/health")
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "database": "up", "timescaledb": False}
+        assert health.json() == {"status": "ok", "database": "up", "timescaledb": timescaledb}
         assert anonymous.get("/docs").status_code == 200
         paths = anonymous.get("/openapi.json").json()["paths"]
         assert "/ml_data_api/use_cases/{name}/{table}/rows" in paths

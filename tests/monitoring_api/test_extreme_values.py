@@ -28,10 +28,14 @@ def test_extreme_numbers_leave_their_column_out_not_the_report(client, stage, va
     base = f"/monitoring_api/use_cases/{use_case.name}"
     drift = client.get(f"{base}/reports/data_drift", params={"last": 120})
     quality = client.get(f"{base}/reports/data_quality", params={"last": 120})
-    page = client.get(f"{base}/reports/data_drift", params={"last": 120, "format": "html"})
+    # (the HTML page is drawn from the same measures: asked once, of the overflowing range)
+    pages = []
+    if values == EXTREMES["overflowing range"]:
+        html = {"last": 120, "format": "html"}
+        pages.append(client.get(f"{base}/reports/data_drift", params=html))
 
     # Then every report answers, and says which column it could not measure, if any
-    for response in (drift, quality, page):
+    for response in (drift, quality, *pages):
         assert response.status_code == 200, response.text[:500]
     measured = drift.json()["metrics"]
     assert "T_data_1_2" in measured["features"]

@@ -287,3 +287,33 @@ def test_demo_use_cases_choose_the_streams(monkeypatch):
     monkeypatch.setenv("DEMO_USE_CASES", "sensor_anomaly,nope")
     with pytest.raises(SystemExit, match="nope"):
         supervisord_conf.demo_use_cases()
+
+
+def test_every_metrics_server_of_make_run_has_a_port_of_its_own(monkeypatch, tmp_path):
+    path = supervisord_conf.write(tmp_path, supervisord_conf.programs(3))
+
+    options = ServerOptions()
+    options.realize(args=["-c", str(path)])
+
+    configs = {c.name: c for g in options.process_group_configs for c in g.process_configs}
+    ports = {
+        name: int(port)
+        for name, config in configs.items()
+        for setting, port in (config.environment or {}).items()
+        if setting.endswith("_METRICS_PORT")
+    }
+    streams = {n for n in configs if n.startswith(("worker", "data_source", "ground_truth"))}
+    assert set(ports) == streams  # the APIs serve theirs at their own port's /metrics
+    assert len(set(ports.values())) == len(ports)
+    assert not set(ports.values()) & set(range(8000, 8007))
+    assert [ports[f"worker_{n}"] for n in (1, 2, 3)] == [8100, 8101, 8102]
+    assert ports["worker_quality_class_1"] == 8103
+    assert (ports["data_source"], ports["ground_truth_collector_sensor_anomaly"]) == (8010, 8022)
+    assert options.parse_warnings == options.parse_criticals == []
+
+    monkeypatch.setenv("WORKER_METRICS_PORT", "0")  # off: every replica gets 0
+    monkeypatch.setenv("DATA_SOURCE_METRICS_PORT", "9010")
+    off = supervisord_conf.programs(2, ports=supervisord_conf.metrics_ports())
+    text = supervisord_conf.render(off, run_dir=tmp_path)
+    assert set(re.findall(r'WORKER_METRICS_PORT="(\d+)"', text)) == {"0"}
+    assert re.findall(r'DATA_SOURCE_METRICS_PORT="(\d+)"', text) == ["9010", "9011", "9012"]

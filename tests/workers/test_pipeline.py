@@ -305,31 +305,6 @@ def test_a_lasting_outage_dead_letters_with_the_reason_and_replay_recovers(platf
     assert len(platform.production(pg)) == 5
 
 
-def test_workers_reconnect_after_a_broker_restart(platform, pg):
-    platform.start_worker()
-    publish(platform.amqp_url, platform.routing_key, demo_messages(5))
-    wait_until(lambda: finished(platform) == 5, timeout=60)
-
-    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True)
-    subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True)
-    subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, capture_output=True)
-
-    def consumers() -> int:
-        out = subprocess.run(
-            ["rabbitmqctl", "-q", "list_queues", "-p", VHOST, "name", "consumers"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        counts = dict(line.split("\t") for line in out.splitlines()[1:] if "\t" in line)
-        return int(counts.get(platform.service, 0))
-
-    wait_until(lambda: consumers() == 1, timeout=60, every=0.5)
-    publish(platform.amqp_url, platform.routing_key, demo_messages(5, start=50))
-    wait_until(lambda: finished(platform) == 10, timeout=60)
-    assert len(platform.production(pg)) == 10
-
-
 @pytest.fixture
 def queue_manager_proxy(platform):
     port = int(platform.apis["queue_manager"].rsplit(":", 1)[1])
