@@ -4,6 +4,7 @@ happens and check how far the counters moved."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -49,3 +50,28 @@ def scrape(url: str, *, timeout: float = 30.0) -> Samples:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def check_requests_are_counted(
+    client: Any, service: str, *, listed: str, one: tuple[str, str]
+) -> None:
+    """An API's /metrics (open, like /health) counts and times each request by route
+    template and status: the route `listed` answered once (200) and once refused for a
+    wrong token (401), and `one`'s template (a route of one record) asked twice for a
+    path naming none (404)."""
+    open_ = {"Authorization": ""}
+    before = parse(client.get("/metrics", headers=open_).text)
+    template, missing = one
+
+    client.get(listed)
+    client.get(listed, headers={"Authorization": "Bearer wrong"})
+    client.get(missing)
+    client.get(missing)
+
+    after = parse(client.get("/metrics", headers=open_).text)
+    requests, durations = "gits_http_requests_total", "gits_http_request_duration_seconds_count"
+    route = {"service": service, "method": "GET", "handler": listed}
+    assert moved(before, after, requests, **route, status="200") == 1
+    assert moved(before, after, requests, **route, status="401") == 1
+    assert moved(before, after, durations, **route) == 2
+    assert moved(before, after, requests, service=service, handler=template, status="404") == 2
