@@ -10,6 +10,7 @@ from typing import Any
 
 from django_admin.apis import acting_client, client
 from django_admin.site import checks
+from django_admin.site.failures import in_words
 from django_admin.site.records import Field, complete, listed
 
 SERVICES = "/queue_manager/services"
@@ -92,8 +93,13 @@ class Usage:
 
 
 def service_record(record: Any) -> dict[str, Any]:
-    """One service as the pages use it (`records.complete`)."""
-    return complete(record, SERVICE_FIELDS)
+    """One service as the pages use it (`records.complete`), the workers' reason for an
+    unusable model in words (`failures.in_words`: no exception class names)."""
+    found = complete(record, SERVICE_FIELDS)
+    status = found.get("model_status")
+    if isinstance(status, dict) and isinstance(status.get("reason"), str):
+        found["model_status"] = {**status, "reason": in_words(status["reason"])}
+    return found
 
 
 def services(*, use_case: str | None = None) -> list[dict[str, Any]]:

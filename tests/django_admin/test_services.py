@@ -247,7 +247,8 @@ def test_a_model_the_workers_cannot_use_is_shown_with_their_reason(
     # Then its page and the list say so, with the reason
     page = html.unescape(words(browser.get(f"/services/{service}/").content.decode()))
     listed = words(browser.get("/services/").content.decode())
-    assert "Model worksno: UnpicklingError: invalid load key 'h' (says worker-7" in page
+    # (in words: the exception's class name is for the worker's log)
+    assert "Model worksno: invalid load key 'h' (says worker-7" in page
     assert "unusable" in listed
 
 
