@@ -23,7 +23,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
-from aio_pika.exceptions import ChannelPreconditionFailed
+from aio_pika.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,26 @@ async def declare_service_queue(
         queue = await channel.declare_queue(service, passive=True)
     await queue.bind(exchange, routing_key=routing_key)
     return queue
+
+
+async def existing_queue(channel: AbstractChannel, name: str) -> AbstractQueue | None:
+    """The queue of that name as RabbitMQ holds it now (a passive declare: nothing is
+    created or changed), or None when there is none. A failed passive declare closes the
+    channel, which is opened again for the caller."""
+    try:
+        return await channel.declare_queue(name, passive=True)
+    except ChannelNotFoundEntity:
+        await channel.reopen()
+        return None
+
+
+async def queue_counts(channel: AbstractChannel, name: str) -> tuple[int, int] | None:
+    """(messages ready, consumers) of the queue `name`, or None when there is none."""
+    queue = await existing_queue(channel, name)
+    if queue is None:
+        return None
+    result = queue.declaration_result
+    return int(result.message_count or 0), int(result.consumer_count or 0)
 
 
 class ModelChanged(BaseModel):

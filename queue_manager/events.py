@@ -7,8 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
-from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.exceptions import AMQPError
 
 from gits_common.amqp import (
     ModelChanged,
@@ -17,7 +17,9 @@ from gits_common.amqp import (
     declare_sensor_exchange,
     declare_service_queue,
     encode,
+    existing_queue,
     quarantine_queue,
+    queue_counts,
 )
 from gits_common.errors import Conflict, Unavailable
 
@@ -62,7 +64,7 @@ class ModelEvents:
             # Quorum queues cannot be deleted "if empty": unbind first, so that nothing
             # arrives between the count and the delete, and bind again if some wait.
             exchange = await declare_sensor_exchange(channel)
-            queue = await _queue(channel, service)
+            queue = await existing_queue(channel, service)
             if queue is not None:
                 await queue.unbind(exchange, routing_key=routing_key)
             waiting = {
@@ -79,7 +81,7 @@ class ModelEvents:
                     "to drain them (or purge the queue) before deleting the service"
                 )
             for name in (service, quarantine_queue(service)):
-                if await _queue(channel, name) is not None:
+                if await existing_queue(channel, name) is not None:
                     await channel.queue_delete(name)
             dead = await _depth(channel, dead_letter_queue(service))
             if dead:
@@ -151,20 +153,10 @@ class ModelEvents:
         return self._channel
 
 
-async def _queue(channel: AbstractChannel, name: str) -> AbstractQueue | None:
-    """The queue of that name, or None when there is none (a failed passive declare
-    closes the channel, which is opened again)."""
-    try:
-        return await channel.declare_queue(name, passive=True)
-    except ChannelNotFoundEntity:
-        await channel.reopen()
-        return None
-
-
 async def _depth(channel: AbstractChannel, name: str) -> int | None:
     """Messages ready in a queue, or None when there is no such queue."""
-    queue = await _queue(channel, name)
-    return None if queue is None else int(queue.declaration_result.message_count or 0)
+    counts = await queue_counts(channel, name)
+    return None if counts is None else counts[0]
 
 
 async def _publish(channel: AbstractChannel, event: ModelChanged) -> None:

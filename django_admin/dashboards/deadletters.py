@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import aio_pika
-from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
+from aio_pika.exceptions import AMQPError
 
 from gits_common import errors
+from gits_common.amqp import queue_counts
 from gits_common.registry import NAME_PATTERN
 
 TIMEOUT_SECONDS = 5.0
@@ -29,8 +30,6 @@ def dead_letter_count(url: str, queue: str, *, timeout: float = TIMEOUT_SECONDS)
         return None
     try:
         return run_blocking(asyncio.wait_for(_count(url, queue), timeout))
-    except ChannelNotFoundEntity:
-        return None
     except (AMQPError, OSError, TimeoutError) as exc:
         raise errors.Unavailable(f"RabbitMQ unreachable: {exc!r}") from exc
 
@@ -46,9 +45,7 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-async def _count(url: str, queue: str) -> int:
+async def _count(url: str, queue: str) -> int | None:
     async with await aio_pika.connect(url) as connection:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        result = declared.declaration_result
-        return int(result.message_count or 0)
+        counts = await queue_counts(await connection.channel(), queue)
+        return None if counts is None else counts[0]

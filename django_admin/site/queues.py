@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel
-from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
+from aio_pika.exceptions import AMQPError
 
 from django_admin.dashboards.deadletters import run_blocking
 from gits_common import errors
-from gits_common.amqp import dead_letter_queue
+from gits_common.amqp import dead_letter_queue, queue_counts
 
 TIMEOUT_SECONDS = 5.0
 
@@ -51,12 +51,5 @@ async def _states(url: str, services: list[str]) -> dict[str, QueueState]:
 
 
 async def _counts(channel: AbstractChannel, queue: str) -> tuple[int | None, int | None]:
-    """(messages ready, consumers) of a queue, or (None, None) when there is none (a
-    failed passive declare closes the channel, which is opened again)."""
-    try:
-        declared = await channel.declare_queue(queue, passive=True)
-    except ChannelNotFoundEntity:
-        await channel.reopen()
-        return None, None
-    result = declared.declaration_result
-    return int(result.message_count or 0), int(result.consumer_count or 0)
+    """(messages ready, consumers) of a queue, or (None, None) when there is none."""
+    return await queue_counts(channel, queue) or (None, None)
