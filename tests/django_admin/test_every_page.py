@@ -46,6 +46,7 @@ from tests.django_admin.conftest import (
     unique,
 )
 from tests.django_admin.test_login import named_patterns
+from tests.django_admin.test_roles import ACTIONS
 from tests.queue_manager.conftest import Broker
 
 # Trains a PyCaret model and builds explainer dashboards; the overview and alerts read
@@ -56,16 +57,7 @@ JOB_SECONDS = 300
 ROWS = 40
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 # Pages that only take a POST (an action, then a redirect): a GET is refused with 405.
-POST_ONLY = {
-    "algorithm_delete",
-    "job_promote",
-    "job_explain",
-    "service_rollback",
-    "service_delete",
-    "alert_acknowledge",
-    "alert_retrain",
-    "logout",
-}
+POST_ONLY = ACTIONS | {"logout"}
 # Pages that answer a file, not a page (for managers only).
 FILES = {"algorithm_download"}
 # Pages that redirect by design.
