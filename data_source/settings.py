@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gits_common.settings import Role, amqp_url, config, token
+from gits_common.settings import Role, amqp_url, config, port_setting, token
 from gits_ml.demo import DemoConfig, demo_config
 
 
@@ -41,7 +41,7 @@ def load_settings() -> Settings:
         csv=Path(csv) if (csv := config("DATA_SOURCE_CSV", default="")) else None,
         ml_data_api_url=config("ML_DATA_API_URL", default="http://127.0.0.1:8004"),
         metrics_host=config("METRICS_HOST", default="127.0.0.1"),
-        metrics_port=config("DATA_SOURCE_METRICS_PORT", default=METRICS_PORT, cast=int),
+        metrics_port=port_setting("DATA_SOURCE_METRICS_PORT", default=METRICS_PORT),
     )
 
 

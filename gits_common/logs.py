@@ -9,9 +9,13 @@ at once. Which format a process uses is a setting: see `settings.configure_loggi
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
+import re
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,6 +31,7 @@ CONTEXT_FIELDS = ("worker", "message_id", "job_id")
 # The order of a JSON line: what every line has, the context, the message, then the rest.
 FIRST_FIELDS = ("time", "level", "logger", "service", *CONTEXT_FIELDS, "message")
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_DEPTH = 20  # of the containers a JSON line writes out (`extra=` values)
 
 # Read-only default: a context is replaced by `log_context`, never changed in place.
 _context: ContextVar[Mapping[str, Any]] = ContextVar(
@@ -110,33 +115,109 @@ class JsonLines(JsonFormatter):
         return {name: _strict(value) for name, value in ordered.items()}
 
 
-def _strict(value: Any) -> Any:
+def _strict(value: Any, depth: int = 0) -> Any:
     """`value` with NaN and infinities as strings: Python writes them as bare NaN and
-    Infinity, which strict JSON parsers (jq, most log collectors) refuse."""
+    Infinity, which strict JSON parsers (jq, most log collectors) refuse. Containers
+    deeper than MAX_DEPTH (a dict holding itself) are cut to a string."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, Mapping | list | tuple | set | frozenset) and depth >= MAX_DEPTH:
+        return f"<{type(value).__name__} nested deeper than {MAX_DEPTH}>"
     if isinstance(value, Mapping):
-        return {str(key): _strict(item) for key, item in value.items()}
+        return {str(key): _strict(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_strict(item) for item in value]
+        return [_strict(item, depth + 1) for item in value]
     return value
+
+
+class PlainLines(logging.Formatter):
+    """PLAIN_FORMAT, with control characters of the message (a newline or NUL in a
+    message id a publisher chose) escaped, so that a record cannot forge a second line.
+    A traceback still follows on lines of its own."""
+
+    def __init__(self) -> None:
+        super().__init__(PLAIN_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        """The line, its message on one line."""
+        record.message = _CONTROL.sub(_escaped, record.message)
+        return super().formatMessage(record)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+class JsonStreamHandler(logging.StreamHandler):
+    """A stderr handler whose records that fail to format (arguments that do not fit
+    the message, a value whose str() raises) still come out as one JSON line, not
+    logging's multi-line "--- Logging error ---" block."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        """Write what is known of the record, and why it could not be written."""
+        failure = sys.exc_info()[1]
+        line = {
+            "level": record.levelname,
+            "logger": record.name,
+            "service": getattr(record, "service", None),
+            "message": f"a log record could not be written: {failure!r}",
+            "template": _text_of(record.msg)[:1000],
+        }
+        # stderr itself failing leaves nothing to tell, as logging's own handleError
+        with contextlib.suppress(Exception):
+            self.stream.write(json.dumps(line, ensure_ascii=True, default=repr) + "\n")
+            self.flush()
+
+
+def _text_of(value: Any) -> str:
+    """str(value), or its type's name when str() itself fails."""
+    try:
+        return str(value)
+    except Exception:  # a record's own message is what failed: say what it was
+        return f"<{type(value).__name__} whose str() failed>"
 
 
 def handler(log_format: LogFormat, service: str) -> logging.Handler:
     """A stderr handler writing `log_format` lines, each knowing its service and context."""
-    stderr = logging.StreamHandler()
+    if log_format is LogFormat.json:
+        stderr: logging.Handler = JsonStreamHandler()
+        stderr.setFormatter(JsonLines())
+    else:
+        stderr = logging.StreamHandler()
+        stderr.setFormatter(PlainLines())
     stderr.addFilter(ContextFilter(service))
-    stderr.setFormatter(
-        JsonLines() if log_format is LogFormat.json else logging.Formatter(PLAIN_FORMAT)
-    )
     return stderr
 
 
 def capture_stray_output() -> None:
-    """Send Python's own writes to stderr, warnings and uncaught exceptions, through
+    """Send Python's own writes to stderr (warnings, uncaught exceptions in the main
+    thread and in other threads, exceptions ignored in `__del__` and callbacks) through
     logging, so that in JSON every line of stderr is an object a collector can read."""
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
+    threading.excepthook = _log_thread_uncaught
+    sys.unraisablehook = _log_unraisable
+
+
+def _log_thread_uncaught(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:  # as Python's own hook: a thread's exit says nothing
+        return
+    thread = args.thread.name if args.thread is not None else "a thread"
+    exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+    logging.getLogger("uncaught").error("%s failed", thread, exc_info=exc_info)
+
+
+def _log_unraisable(unraisable: Any) -> None:
+    exc = unraisable.exc_value or unraisable.exc_type()
+    logging.getLogger("uncaught").warning(
+        "%s: %s",
+        unraisable.err_msg or "Exception ignored in",
+        repr(unraisable.object),
+        exc_info=(unraisable.exc_type, exc, unraisable.exc_traceback),
+    )
 
 
 def _log_uncaught(

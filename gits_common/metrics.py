@@ -10,7 +10,11 @@ values (service, route template, method, status, outcome, use case), never an id
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from collections.abc import Callable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from fastapi import FastAPI
 from prometheus_client import (
@@ -20,14 +24,16 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
-    start_http_server,
+    make_wsgi_app,
 )
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator.metrics import Info
 
 log = logging.getLogger(__name__)
 
 METRICS_PATH = "/metrics"
+UNKNOWN = "none"  # the handler label of a path no route has (the instrumentator's own)
 # Seconds, from a health check (milliseconds) to a report or a model upload (a minute).
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -72,7 +78,10 @@ def instrument_api(
 
 
 def _request_metrics(service: str, registry: CollectorRegistry) -> Callable[[Info], None]:
-    """The instrumentation the middleware calls once a request is answered."""
+    """The instrumentation the middleware calls once a request is answered. A redirect's
+    handler label is "none": the instrumentator names a path by itself when only its
+    trailing slash differs from a route's (the 307 to it), so each `/use_cases/<x>/`
+    would otherwise be a series of its own, for ever."""
     labels = ("service", "handler", "method", "status")
     requests = Counter(
         "gits_http_requests_total",
@@ -89,7 +98,9 @@ def _request_metrics(service: str, registry: CollectorRegistry) -> Callable[[Inf
     )
 
     def observe(info: Info) -> None:
-        values = (service, info.modified_handler, info.method, info.modified_status)
+        redirected = info.response is not None and 300 <= info.response.status_code < 400
+        handler = UNKNOWN if redirected else info.modified_handler
+        values = (service, handler, info.method, info.modified_status)
         requests.labels(*values).inc()
         durations.labels(*values).observe(info.modified_duration)
 
@@ -98,16 +109,41 @@ def _request_metrics(service: str, registry: CollectorRegistry) -> Callable[[Inf
 
 def serve_metrics(port: int, *, host: str, registry: CollectorRegistry) -> bool:
     """Serve `registry` in the Prometheus text format at http://host:port/metrics, from
-    a daemon thread (prometheus_client's own server), for a process without an API.
-    Port 0 serves nothing. A port already taken is logged and skipped: metrics are not
-    worth stopping a worker for. Returns whether the server runs."""
+    a daemon thread (prometheus_client's WSGI app and server, whose failed requests, such
+    as a scraper resetting its connection, are logged rather than printed), for a
+    process without an API. Port 0 serves nothing. A port already taken is logged and
+    skipped: metrics are not worth stopping a worker for. Returns whether it serves."""
     if port == 0:
         log.info("metrics server off (port 0)")
         return False
+    server_class = _LoggingServer6 if ":" in host else _LoggingServer
     try:
-        start_http_server(port, addr=host, registry=registry)
+        server = make_server(
+            host, port, make_wsgi_app(registry), server_class, handler_class=_QuietHandler
+        )
     except OSError as exc:
         log.warning("metrics not served on %s:%d: %s", host, port, exc)
         return False
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics at http://%s:%d%s", host, port, METRICS_PATH)
     return True
+
+
+class _LoggingServer(ThreadingWSGIServer):
+    """prometheus_client's server, with a failed request logged (one record) instead of
+    socketserver's traceback printed to stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log why a request failed; the server goes on."""
+        log.debug("metrics request from %s failed", client_address, exc_info=True)
+
+
+class _LoggingServer6(_LoggingServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access line a scrape (every 15 s of every Prometheus)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Nothing."""

@@ -47,6 +47,18 @@ def required(name: str, *, min_length: int = 1) -> str:
     return value
 
 
+MAX_PORT = 65535  # TCP's ports are 16 bits
+
+
+def port_setting(name: str, *, default: int) -> int:
+    """A TCP port setting, 0 (nothing served) to 65535; anything else stops the process
+    with a message naming it (a socket would raise OverflowError deep in a thread)."""
+    raw = str(config(name, default=str(default))).strip()
+    if not raw.isdigit() or int(raw) > MAX_PORT:
+        raise MissingSetting(f"{name} is {raw!r}; it must be a port from 0 (off) to {MAX_PORT}")
+    return int(raw)
+
+
 def secret(name: str) -> str:
     """A secret setting: required, and at least MIN_SECRET_CHARS long."""
     return required(name, min_length=MIN_SECRET_CHARS)

@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gits_common.settings import MissingSetting, Role, config, postgres_settings, token
+from gits_common.settings import (
+    MissingSetting,
+    Role,
+    config,
+    port_setting,
+    postgres_settings,
+    token,
+)
 from gits_ml.demo import DemoConfig, demo_config
 
 
@@ -70,5 +77,5 @@ def load_settings() -> Settings:
         table=table or None,
         dsn=dsn,
         metrics_host=config("METRICS_HOST", default="127.0.0.1"),
-        metrics_port=config("GROUND_TRUTH_METRICS_PORT", default=METRICS_PORT, cast=int),
+        metrics_port=port_setting("GROUND_TRUTH_METRICS_PORT", default=METRICS_PORT),
     )

@@ -354,10 +354,11 @@ def select_newest_values(
 
 
 def count_open_alerts(*, conn: Connection, limit: int) -> list[tuple[str, str, int]]:
-    """(use case, metric, how many) of the alerts not yet acknowledged, at most `limit`
-    pairs."""
+    """(use case, metric, how many not yet acknowledged) of every (use case, metric)
+    that ever alerted, at most `limit` pairs: 0 once all are acknowledged, so that a
+    gauge goes to 0 instead of vanishing."""
     query = sql.SQL(
-        "SELECT use_case, metric, count(*) FROM {} WHERE acknowledged_at IS NULL "
+        "SELECT use_case, metric, count(*) FILTER (WHERE acknowledged_at IS NULL) FROM {} "
         "GROUP BY use_case, metric ORDER BY use_case, metric LIMIT %s"
     ).format(ALERTS)
     with conn.cursor() as cur:

@@ -20,6 +20,7 @@ from pathlib import Path
 from decouple import AutoConfig, Csv
 
 from data_source.settings import METRICS_PORT as DATA_SOURCE_METRICS_PORT
+from gits_common.settings import MAX_PORT
 from gits_ml.demo import PRODUCT_QUALITY
 from gits_ml.demos import DEMOS
 from ground_truth_collector.settings import METRICS_PORT as GROUND_TRUTH_METRICS_PORT
@@ -105,28 +106,40 @@ def programs(
                 replicas=worker_replicas,
                 stopwaitsecs=30,
                 environment=service,
-                metrics=("WORKER_METRICS_PORT", _nth(ports.worker, k * worker_replicas)),
+                metrics=_nth(
+                    "WORKER_METRICS_PORT", ports.worker, k * worker_replicas, worker_replicas
+                ),
             ),
             Program(
                 f"data_source{own}",
                 f"-m data_source --loop --use-case {name}",
                 "stream",
-                metrics=("DATA_SOURCE_METRICS_PORT", _nth(ports.data_source, k)),
+                metrics=_nth("DATA_SOURCE_METRICS_PORT", ports.data_source, k),
             ),
             Program(
                 f"ground_truth_collector{own}",
                 "-m ground_truth_collector",
                 "stream",
                 environment=(("GROUND_TRUTH_USE_CASE", name),),
-                metrics=("GROUND_TRUTH_METRICS_PORT", _nth(ports.ground_truth, k)),
+                metrics=_nth("GROUND_TRUTH_METRICS_PORT", ports.ground_truth, k),
             ),
         ]
     return [p for p in listed if p.replicas != 0]
 
 
-def _nth(first: int, offset: int) -> int:
-    """The port `offset` after `first`; 0 (no metrics server) stays 0."""
-    return first + offset if first else 0
+def _nth(setting: str, first: int, offset: int, count: int = 1) -> tuple[str, int]:
+    """(setting, the port `offset` after `first`, the setting's value), for `count`
+    processes taking consecutive ports from there; 0 (no metrics server) stays 0.
+    SystemExit naming the setting when the last of them would be beyond 65535."""
+    if not first:
+        return setting, 0
+    last = first + offset + max(count, 1) - 1
+    if last > MAX_PORT:
+        raise SystemExit(
+            f"{setting}={first}: its processes need ports {first} to {last}, "
+            f"which must be from 1 to {MAX_PORT}"
+        )
+    return setting, first + offset
 
 
 def metrics_ports() -> MetricsPorts:

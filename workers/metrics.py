@@ -56,6 +56,8 @@ class WorkerMetrics:
             self.messages.labels(service, outcome)
         for kind in DeadLetterKind:
             self.dead_letters.labels(service, kind)
+        for counter in (self.redeliveries, self.retries, self.predictions):
+            counter.labels(service)
 
     def _build(self, registry: CollectorRegistry) -> None:
         def counter(name: str, doc: str, *labels: str) -> Counter:

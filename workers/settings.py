@@ -6,7 +6,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from gits_common.settings import Role, amqp_url, config, token
+from gits_common.settings import Role, amqp_url, config, port_setting, token
 
 
 @dataclass(frozen=True)
@@ -75,5 +75,5 @@ def load_settings() -> Settings:
         predict_seconds=config("WORKER_PREDICT_SECONDS", default=30.0, cast=float),
         binding_refresh_seconds=config("WORKER_BINDING_REFRESH_SECONDS", default=30.0, cast=float),
         metrics_host=config("METRICS_HOST", default="127.0.0.1"),
-        metrics_port=config("WORKER_METRICS_PORT", default=METRICS_PORT, cast=int),
+        metrics_port=port_setting("WORKER_METRICS_PORT", default=METRICS_PORT),
     )

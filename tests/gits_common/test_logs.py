@@ -11,6 +11,9 @@ import io
 import json
 import logging
 import math
+import os
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -247,3 +250,77 @@ def test_any_message_and_values_give_exactly_one_parseable_line(message, extra, 
     assert line["message"] == message
     for name, value in {**context, **extra}.items():
         assert line[name] == as_logged(value)
+
+
+# --- What a breaker tried (#16): every case still one line, and the caller goes on ---
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+@pytest.mark.parametrize(
+    ("message", "args"),
+    [("%s and %s", ("one",)), ("%d", (10**5000,)), (Unprintable(), ())],
+    ids=["arguments-missing", "int-too-long", "str-raises"],
+)
+def test_a_record_that_cannot_be_written_is_still_one_json_line(message, args):
+    captured = Captured(LogFormat.json)
+
+    captured.logger.error(message, *args)
+
+    (line,) = captured.lines()
+    assert line["message"].startswith("a log record could not be written: ")
+    assert line["level"] == "ERROR" and line["service"] == "test_service"
+
+
+def test_a_value_holding_itself_is_cut_not_a_crash():
+    captured = Captured(LogFormat.json)
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+
+    captured.logger.info("x", extra={"looped": looped})
+
+    (line,) = captured.lines()
+    assert "nested deeper than" in json.dumps(line["looped"])
+
+
+@given(message_id=st.text())
+def test_a_plain_line_cannot_be_split_by_what_it_quotes(message_id):
+    captured = Captured(LogFormat.plain)
+
+    captured.logger.warning("dead-lettered message %s: not JSON", message_id)
+
+    assert captured.text.count("\n") == 1 and "\x00" not in captured.text
+
+
+STRAY = """
+import gc, sys, threading, warnings
+from gits_common.settings import configure_logging
+configure_logging("stray")
+warnings.warn("a warning")
+thread = threading.Thread(target=lambda: 1 / 0, name="worker-thread")
+thread.start(); thread.join()
+class Noisy:
+    def __del__(self):
+        raise ValueError("in __del__")
+Noisy(); gc.collect()
+raise SystemExit(1 / 0)
+"""
+
+
+def test_in_json_every_line_a_process_writes_to_stderr_is_an_object(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", STRAY],
+        env={**os.environ, "LOG_FORMAT": "json", "GITS_ENV_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    lines = [strict_json(line) for line in done.stderr.splitlines()]
+    assert done.returncode == 1
+    said = " ".join(line["message"] for line in lines)
+    for expected in ("a warning", "worker-thread failed", "in __del__", "the process failed"):
+        assert expected in said or expected in json.dumps(lines), (expected, lines)

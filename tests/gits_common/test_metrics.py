@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
+import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter
 
 from gits_common.http import create_api, role
 from gits_common.metrics import instrument_api, serve_metrics
-from gits_common.settings import Role
+from gits_common.settings import MissingSetting, Role, port_setting
 from tests.metrics_helpers import labels_of, moved, parse, scrape
 
 TOKENS = {r: f"{r.name}-token-for-the-metrics-tests-0123456789" for r in Role}
@@ -72,6 +78,26 @@ def test_requests_are_counted_and_timed_by_route_template_and_status():
     assert "process_cpu_seconds_total" in {name for name, _ in after}
 
 
+# A scan of any paths (breaker, #16): `/things/<x>/` answered 307 and was its own series,
+# a path of 60,000 characters a megabyte of every scrape after it.
+PATHS = st.text(
+    st.characters(codec="utf-8", exclude_characters="?#%"), min_size=1, max_size=300
+).map(lambda text: "/" + text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(paths=st.lists(PATHS | PATHS.map(lambda p: f"/things{p}/"), min_size=1, max_size=5))
+def test_no_path_adds_a_series_of_its_own(paths):
+    client = TestClient(an_api(), follow_redirects=False)
+
+    for path in paths:
+        client.get(quote(path))
+    client.get("/things/" + "x" * 60_000 + "/")
+
+    handlers = {s["handler"] for s in labels_of(parse(client.get("/metrics").text), REQUESTS)}
+    assert handlers <= {"/things/{name}", "none"}
+
+
 def test_metrics_are_open_and_not_in_the_openapi_document():
     client = TestClient(an_api())
 
@@ -104,6 +130,25 @@ def test_a_metrics_server_serves_its_registry_on_its_port():
     assert moved(before, after, "gits_test_ticks_total") == 2
 
 
+def test_a_scraper_resetting_its_connection_is_logged_not_printed(capfd, caplog):
+    # Given a metrics server (in JSON logs, a printed traceback is 26 lines no collector reads)
+    port = free_port()
+    assert serve_metrics(port, host="127.0.0.1", registry=CollectorRegistry())
+
+    # When a client sends half a request and resets the connection
+    with caplog.at_level(logging.DEBUG, logger="gits_common.metrics"):
+        client = socket.create_connection(("127.0.0.1", port))
+        client.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.3)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        time.sleep(0.5)
+
+    # Then nothing reached stderr but through logging, and the server still answers
+    assert capfd.readouterr().err == ""
+    assert scrape(f"http://127.0.0.1:{port}/metrics") is not None
+
+
 def test_port_zero_serves_nothing_and_a_taken_port_is_only_a_warning(caplog):
     caplog.set_level(logging.WARNING, logger="gits_common.metrics")
     with socket.socket() as taken:
@@ -115,3 +160,17 @@ def test_port_zero_serves_nothing_and_a_taken_port_is_only_a_warning(caplog):
         assert not serve_metrics(port, host="127.0.0.1", registry=CollectorRegistry())
 
     assert f"metrics not served on 127.0.0.1:{port}" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["70000", "-1", "8100.5", "eighty", "65536"])
+def test_a_port_setting_out_of_range_stops_the_process_naming_it(monkeypatch, value):
+    monkeypatch.setenv("WORKER_METRICS_PORT", value)
+
+    with pytest.raises(MissingSetting, match=r"WORKER_METRICS_PORT is .*0 \(off\) to 65535"):
+        port_setting("WORKER_METRICS_PORT", default=8100)
+
+
+def test_a_port_setting_takes_0_to_65535(monkeypatch):
+    for value in ("0", "65535", " 8100 "):
+        monkeypatch.setenv("WORKER_METRICS_PORT", value)
+        assert port_setting("WORKER_METRICS_PORT", default=1) == int(value)

@@ -54,10 +54,14 @@ def test_history_values_and_open_alerts_are_gauges_read_at_each_scrape(app, clie
     assert stamp == newer.timestamp()
     assert value(after, OPEN_ALERTS, use_case=name, metric="drift_share") == 1
 
-    # And once the alert is acknowledged, it is no longer open
+    # And once the alert is acknowledged, it is no longer open: its series goes to 0
+    # (a series that vanished would read as "no data", not as "nothing open")
     answer = client.post(
         f"/monitoring_api/use_cases/{name}/alerts/{stored['id']}/acknowledge", json={"by": "ops"}
     )
     assert answer.status_code == 200, answer.text
     acknowledged = parse(client.get("/metrics").text)
     assert value(acknowledged, OPEN_ALERTS, use_case=name) == 0
+    assert (
+        labels_of(acknowledged, OPEN_ALERTS).count({"use_case": name, "metric": "drift_share"}) == 1
+    )

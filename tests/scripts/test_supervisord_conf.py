@@ -317,3 +317,8 @@ def test_every_metrics_server_of_make_run_has_a_port_of_its_own(monkeypatch, tmp
     text = supervisord_conf.render(off, run_dir=tmp_path)
     assert set(re.findall(r'WORKER_METRICS_PORT="(\d+)"', text)) == {"0"}
     assert re.findall(r'DATA_SOURCE_METRICS_PORT="(\d+)"', text) == ["9010", "9011", "9012"]
+
+    # A first port whose followers would pass 65535 stops `make run`, naming the setting
+    monkeypatch.setenv("DATA_SOURCE_METRICS_PORT", "65535")
+    with pytest.raises(SystemExit, match="DATA_SOURCE_METRICS_PORT=65535"):
+        supervisord_conf.programs(2, ports=supervisord_conf.metrics_ports())
