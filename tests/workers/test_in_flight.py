@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from gits_common.amqp import quarantine_queue
 from workers.consumer import ROUTING_KEY_HEADER, Consumer, Outlets
 from workers.handler import Delivery, Outcome, Settlement
+from workers.metrics import WorkerMetrics
 from workers.settings import Settings
 
 SERVICE = "svc"
@@ -47,6 +48,7 @@ class SlowHandler:
         self.batches: list[list[str]] = []
         self.beside_quarantined: list[int] = []
         self.wedged = False
+        self.metrics = WorkerMetrics(SERVICE)  # the consumer counts what it settles
 
     async def handle(self, deliveries: list[Delivery]) -> list[Settlement]:
         if any(d.routing_key == "from-quarantine" for d in deliveries):
