@@ -28,7 +28,7 @@ from data_source.settings import Settings, api_token, load_settings
 from gits_common import csv_files, errors
 from gits_common.clients import MlDataClient
 from gits_common.lifecycle import stop_on_signals
-from gits_common.metrics import process_registry, serve_metrics
+from gits_common.metrics import served_registry
 from gits_common.schemas import UseCase
 from gits_common.settings import configure_logging
 from gits_ml.demo import PRODUCT_QUALITY
@@ -128,7 +128,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     stop = stop_on_signals()
     stream = await stream_of(args, settings)
     log.info("publishing to %r at %g msg/s", args.routing_key, args.rate)
-    metrics = serve_publisher_metrics(args, settings)
+    metrics = PublisherMetrics(
+        use_case=args.use_case,
+        routing_key=args.routing_key,
+        registry=served_registry(settings.metrics_port, host=settings.metrics_host),
+    )
     sent = await publish_reliably(
         settings.amqp_url,
         stream,
@@ -140,16 +144,6 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     log.info("published %d messages", sent)
     return sent
-
-
-def serve_publisher_metrics(args: argparse.Namespace, settings: Settings) -> PublisherMetrics:
-    """The publisher's metrics, served on DATA_SOURCE_METRICS_PORT (0: not served)."""
-    registry = process_registry()
-    metrics = PublisherMetrics(
-        use_case=args.use_case, routing_key=args.routing_key, registry=registry
-    )
-    serve_metrics(settings.metrics_port, host=settings.metrics_host, registry=registry)
-    return metrics
 
 
 def main(argv: list[str]) -> int:

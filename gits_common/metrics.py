@@ -129,6 +129,14 @@ def serve_metrics(port: int, *, host: str, registry: CollectorRegistry) -> bool:
     return True
 
 
+def served_registry(port: int, *, host: str) -> CollectorRegistry:
+    """A new `process_registry`, served at http://host:port/metrics (`serve_metrics`;
+    port 0: not served), for a process without an API to register its series in."""
+    registry = process_registry()
+    serve_metrics(port, host=host, registry=registry)
+    return registry
+
+
 class _LoggingServer(ThreadingWSGIServer):
     """prometheus_client's server, with a failed request logged (one record) instead of
     socketserver's traceback printed to stderr."""

@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_fixed
 from gits_common import errors
 from gits_common.clients import MlDataClient
 from gits_common.lifecycle import log_while_waiting, pause, stop_on_signals, stop_when_stopped
-from gits_common.metrics import process_registry, serve_metrics
+from gits_common.metrics import served_registry
 from gits_common.schemas import UseCase
 from gits_common.settings import configure_logging
 from gits_ml.demos import DEMOS
@@ -36,7 +36,10 @@ POLL_SECONDS = 2.0  # how often to ask whether the use case is there yet
 async def collect(settings: Settings) -> None:
     """Collect until SIGTERM or SIGINT."""
     stop = stop_on_signals()
-    metrics = serve_label_metrics(settings)  # served while the use case is awaited too
+    # served while the use case is awaited too
+    metrics = LabelMetrics(
+        settings.use_case, served_registry(settings.metrics_port, host=settings.metrics_host)
+    )
     client = MlDataClient(settings.ml_data_api_url, settings.api_token)
     try:
         use_case = await _registered(client, settings.use_case, stop)
@@ -66,14 +69,6 @@ async def collect(settings: Settings) -> None:
             source.close()
     finally:
         await client.close()
-
-
-def serve_label_metrics(settings: Settings) -> LabelMetrics:
-    """The collector's metrics, served on GROUND_TRUTH_METRICS_PORT (0: not served)."""
-    registry = process_registry()
-    metrics = LabelMetrics(settings.use_case, registry)
-    serve_metrics(settings.metrics_port, host=settings.metrics_host, registry=registry)
-    return metrics
 
 
 def label_source(settings: Settings, use_case: UseCase) -> LabelSource:

@@ -20,7 +20,7 @@ from pathlib import Path
 from decouple import AutoConfig, Csv
 
 from data_source.settings import METRICS_PORT as DATA_SOURCE_METRICS_PORT
-from gits_common.settings import MAX_PORT
+from gits_common.settings import MAX_PORT, MissingSetting, port_setting
 from gits_ml.demo import PRODUCT_QUALITY
 from gits_ml.demos import DEMOS
 from ground_truth_collector.settings import METRICS_PORT as GROUND_TRUTH_METRICS_PORT
@@ -144,14 +144,18 @@ def _nth(setting: str, first: int, offset: int, count: int = 1) -> tuple[str, in
 
 def metrics_ports() -> MetricsPorts:
     """The first metrics ports from WORKER_METRICS_PORT, DATA_SOURCE_METRICS_PORT and
-    GROUND_TRUTH_METRICS_PORT in the environment or .env."""
-    return MetricsPorts(
-        worker=config("WORKER_METRICS_PORT", default=WORKER_METRICS_PORT, cast=int),
-        data_source=config("DATA_SOURCE_METRICS_PORT", default=DATA_SOURCE_METRICS_PORT, cast=int),
-        ground_truth=config(
-            "GROUND_TRUTH_METRICS_PORT", default=GROUND_TRUTH_METRICS_PORT, cast=int
-        ),
-    )
+    GROUND_TRUTH_METRICS_PORT in the environment or .env, each checked as the processes
+    check it (`port_setting`: SystemExit naming a setting that is no port)."""
+    try:
+        return MetricsPorts(
+            worker=port_setting("WORKER_METRICS_PORT", default=WORKER_METRICS_PORT),
+            data_source=port_setting("DATA_SOURCE_METRICS_PORT", default=DATA_SOURCE_METRICS_PORT),
+            ground_truth=port_setting(
+                "GROUND_TRUTH_METRICS_PORT", default=GROUND_TRUTH_METRICS_PORT
+            ),
+        )
+    except MissingSetting as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def demo_use_cases() -> list[str]:

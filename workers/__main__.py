@@ -16,7 +16,7 @@ import sys
 from gits_common.clients import MlDataClient, QueueManagerClient
 from gits_common.lifecycle import stop_on_signals
 from gits_common.logs import bind_process_fields
-from gits_common.metrics import process_registry, serve_metrics
+from gits_common.metrics import served_registry
 from gits_common.settings import configure_logging
 from workers.consumer import Consumer
 from workers.handler import Handler
@@ -53,7 +53,10 @@ async def consume(settings: Settings) -> bool:
         max_message_bytes=settings.max_message_bytes,
         predict_seconds=settings.predict_seconds,
         stop=stop,
-        metrics=serve_worker_metrics(settings),
+        metrics=WorkerMetrics(
+            settings.service_name,
+            served_registry(settings.metrics_port, host=settings.metrics_host),
+        ),
     )
     consumer = Consumer(settings, handler, models, queue_manager)
     sending = asyncio.create_task(journal.run(stop))
@@ -67,14 +70,6 @@ async def consume(settings: Settings) -> bool:
         await ml_data.close()
     log.info("worker %s stopped; handled %d messages", settings.worker_id, consumer.handled)
     return handler.wedged
-
-
-def serve_worker_metrics(settings: Settings) -> WorkerMetrics:
-    """The replica's metrics, served on WORKER_METRICS_PORT (0: not served)."""
-    registry = process_registry()
-    metrics = WorkerMetrics(settings.service_name, registry)
-    serve_metrics(settings.metrics_port, host=settings.metrics_host, registry=registry)
-    return metrics
 
 
 async def replay(settings: Settings) -> None:

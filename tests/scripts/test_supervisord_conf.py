@@ -322,3 +322,8 @@ def test_every_metrics_server_of_make_run_has_a_port_of_its_own(monkeypatch, tmp
     monkeypatch.setenv("DATA_SOURCE_METRICS_PORT", "65535")
     with pytest.raises(SystemExit, match="DATA_SOURCE_METRICS_PORT=65535"):
         supervisord_conf.programs(2, ports=supervisord_conf.metrics_ports())
+
+    # A first port that is no port stops it too, naming the setting as the processes would
+    monkeypatch.setenv("WORKER_METRICS_PORT", "-5")
+    with pytest.raises(SystemExit, match="WORKER_METRICS_PORT is '-5'"):
+        supervisord_conf.metrics_ports()
