@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from gits_common.amqp import service_queues
+from tests.deploy.test_compose import COMPOSE, raw
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -115,10 +116,9 @@ def env_example_names() -> set[str]:
 
 def compose_services() -> dict[str, dict[str, Any]]:
     """docker-compose.yml's GITS services (those running the gits image), merge keys resolved."""
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     return {
         name: service
-        for name, service in compose["services"].items()
+        for name, service in raw(COMPOSE)["services"].items()
         if service.get("image") == "gits:latest"
     }
 
